@@ -1,0 +1,724 @@
+"""Read Gaia epoch photometry and RR Lyrae parameters, from files or the archive.
+
+Gaia epoch photometry reaches users in three layouts, and each may be saved as
+VOTable, ECSV, CSV or FITS:
+
+``long``
+    The DataLink ``EPOCH_PHOTOMETRY`` product as served before about December
+    2024 (and for Gaia DR2): one row per transit *and band*, with columns
+    ``source_id, transit_id, band, time, mag, flux, flux_error, ...,
+    rejected_by_photometry, rejected_by_variability``.
+``wide``
+    The current DataLink product: one row per transit, one column set per band
+    (``g_transit_time, g_transit_mag, ..., bp_obs_time, ..., rp_mag,
+    variability_flag_g_reject, ..., rejected_by_photometry``).
+``tap``
+    The ``gaiadr3.epoch_photometry`` TAP table: one row per source, the
+    quantities of the ``wide`` layout stored as arrays over transits.
+
+`read_epoch_photometry` recognises the layout from the column names and returns
+the accepted G-band transits of every source as a
+`~astropy.timeseries.TimeSeries`. The ``fetch_*`` functions query the Gaia
+archive and need the ``gaia`` extra (astroquery).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import warnings
+from collections.abc import Iterable, Iterator
+
+import astropy.units as u
+import numpy as np
+from astropy.table import Table, vstack
+from astropy.time import Time
+from astropy.timeseries import TimeSeries
+from astropy.units import UnitsWarning
+
+from .exceptions import InputFormatError
+
+__all__ = [
+    "GAIA_TIME_ZERO",
+    "LAYOUTS",
+    "detect_layout",
+    "read_epoch_photometry",
+    "read_rrlyrae_parameters",
+    "fetch_epoch_photometry",
+    "fetch_rrlyrae_parameters",
+]
+
+#: Julian date (TCB) of Gaia time zero: Gaia times are BJD(TCB) - 2455197.5 d.
+GAIA_TIME_ZERO = 2455197.5
+
+#: Layouts understood by `read_epoch_photometry`.
+LAYOUTS = ("long", "wide", "tap")
+
+# Input column for each output quantity, per layout. ``source_id``, ``time``
+# and ``mag`` are required; the others are copied when present.
+_COLUMNS = {
+    "long": {
+        "source_id": "source_id",
+        "time": "time",
+        "mag": "mag",
+        "flux": "flux",
+        "flux_error": "flux_error",
+        "transit_id": "transit_id",
+    },
+    "wide": {
+        "source_id": "source_id",
+        "time": "g_transit_time",
+        "mag": "g_transit_mag",
+        "flux": "g_transit_flux",
+        "flux_error": "g_transit_flux_error",
+        "transit_id": "transit_id",
+    },
+}
+_COLUMNS["tap"] = _COLUMNS["wide"]
+_REQUIRED = ("source_id", "time", "mag")
+# A missing rejection column means "not rejected": some wide files lack
+# ``rejected_by_photometry``, and the DR3 TAP table may lack it too.
+_REJECT_COLUMNS = {
+    "long": ("rejected_by_photometry", "rejected_by_variability"),
+    "wide": ("rejected_by_photometry", "variability_flag_g_reject"),
+    "tap": ("rejected_by_photometry", "variability_flag_g_reject"),
+}
+
+_FLUX_UNIT = u.electron / u.s
+
+_FORMAT_BY_SUFFIX = {
+    ".xml": "votable",
+    ".vot": "votable",
+    ".votable": "votable",
+    ".ecsv": "ascii.ecsv",
+    ".csv": "ascii.csv",
+    ".fits": "fits",
+    ".fit": "fits",
+    ".fts": "fits",
+}
+_COMPRESSION_SUFFIXES = (".gz", ".bz2", ".xz")
+
+# Tokens that archive CSV/ECSV files and astropy use for a missing value.
+_NULL_TOKENS = frozenset({"", "null", "none", "nan", "--", "masked"})
+_TRUE_TOKENS = frozenset({"true", "t", "1", "yes", "y"})
+
+# The archive's DataLink service accepts at most about 5000 sources per call.
+_LOAD_DATA_CHUNK = 5000
+# Keeps each ADQL ``IN (...)`` list well below the archive's query-size limit.
+_ADQL_CHUNK = 2000
+
+_RRLYRAE_COLUMNS = (
+    "source_id",
+    "pf",
+    "p1_o",
+    "epoch_g",
+    "peak_to_peak_g",
+    "num_clean_epochs_g",
+    "metallicity",
+    "best_classification",
+)
+_GAIA_EXTRA_HINT = 'pip install "rrlyrae_metallicity[gaia]"'
+
+
+# --------------------------------------------------------------------------
+# Public API
+# --------------------------------------------------------------------------
+
+
+def detect_layout(table: Table) -> str:
+    """Tell which Gaia epoch-photometry layout a table follows.
+
+    Parameters
+    ----------
+    table : `~astropy.table.Table`
+        Epoch photometry as read from a file or returned by the archive.
+
+    Returns
+    -------
+    layout : str
+        ``"long"`` (one row per transit and band, with a ``band`` column),
+        ``"wide"`` (one row per transit, ``g_transit_*`` columns) or ``"tap"``
+        (one row per source, ``g_transit_*`` array columns).
+
+    Raises
+    ------
+    rrlyrae_metallicity.exceptions.InputFormatError
+        If the columns match none of the layouts.
+
+    Examples
+    --------
+    >>> from astropy.table import Table
+    >>> detect_layout(Table(names=["source_id", "band", "time", "mag"]))
+    'long'
+    """
+    names = _column_lookup(table)
+    if "band" in names and {"time", "mag", "flux"} & names.keys():
+        return "long"
+    for key in ("g_transit_time", "g_transit_mag", "g_transit_flux"):
+        if key in names:
+            if "n_transits" in names or _is_array_column(table[names[key]]):
+                return "tap"
+            return "wide"
+    raise InputFormatError(
+        "This table is in none of the Gaia epoch-photometry layouts. "
+        + _describe_columns(table)
+    )
+
+
+def read_epoch_photometry(
+    source: str | os.PathLike | Table, *, format: str | None = None
+) -> dict[int, TimeSeries]:
+    """Read the accepted G-band transits of each source from Gaia epoch photometry.
+
+    Parameters
+    ----------
+    source : str, path-like or `~astropy.table.Table`
+        A file in VOTable (``.xml``, ``.vot``), ECSV, CSV or FITS format, or a
+        table already in memory. Any of the layouts in `LAYOUTS` is accepted
+        (see the module docstring).
+    format : str, optional
+        Format passed to `astropy.table.Table.read` (``"votable"``,
+        ``"ascii.ecsv"``, ``"ascii.csv"``, ``"fits"``, ...). By default it is
+        chosen from the file extension. Ignored when ``source`` is a table.
+
+    Returns
+    -------
+    light_curves : dict of int to `~astropy.timeseries.TimeSeries`
+        One entry per ``source_id`` found, in order of first appearance. Each
+        time series is sorted by time and holds the columns ``time`` (TCB),
+        ``mag`` (mag), and, when the input has them, ``flux`` and
+        ``flux_error`` (electron / s) and ``transit_id``. A source whose G
+        transits were all rejected is still listed, with zero rows.
+
+    Raises
+    ------
+    rrlyrae_metallicity.exceptions.InputFormatError
+        If the table follows none of the layouts or lacks the G-band time or
+        magnitude columns.
+
+    Notes
+    -----
+    Only the G band is read; BP and RP are never mixed in. A transit is dropped
+    when it was rejected by the photometric processing
+    (``rejected_by_photometry``) or by the variability processing
+    (``rejected_by_variability`` or ``variability_flag_g_reject``), or when its
+    G time or magnitude is missing. Flags may be booleans or the strings
+    ``"true"``/``"false"`` of CSV files; a missing flag counts as false.
+
+    Gaia times are BJD(TCB) - 2455197.5 d; they are stored as a two-part
+    Julian date, ``Time(2455197.5, t, format="jd", scale="tcb")``, so that no
+    precision is lost.
+    """
+    table = _read_table(source, format)
+    layout = detect_layout(table)
+    names = _column_lookup(table)
+    wanted = _COLUMNS[layout]
+    if layout == "long":
+        required = ("source_id", "band", "time", "mag")
+    else:
+        required = tuple(wanted[key] for key in _REQUIRED)
+    missing = [name for name in required if name not in names]
+    if missing:
+        raise InputFormatError(
+            f"This table looks like the {layout!r} Gaia epoch-photometry layout "
+            f"but lacks the column(s) {missing}. " + _describe_columns(table)
+        )
+    columns = {key: names[name] for key, name in wanted.items() if name in names}
+    rejects = [names[name] for name in _REJECT_COLUMNS[layout] if name in names]
+    if layout == "tap":
+        return _read_tap(table, columns, rejects)
+    band = names["band"] if layout == "long" else None
+    return _read_rows(table, columns, rejects, band_column=band)
+
+
+def read_rrlyrae_parameters(
+    source: str | os.PathLike | Table, *, format: str | None = None
+) -> Table:
+    """Read a table of RR Lyrae parameters such as ``gaiadr3.vari_rrlyrae``.
+
+    Parameters
+    ----------
+    source : str, path-like or `~astropy.table.Table`
+        A VOTable, ECSV, CSV or FITS file, or a table in memory.
+    format : str, optional
+        Format passed to `astropy.table.Table.read`; by default chosen from
+        the file extension.
+
+    Returns
+    -------
+    parameters : `~astropy.table.Table`
+        A copy of the table with lower-case names for the known
+        ``vari_rrlyrae`` columns, ``source_id`` as 64-bit integers, and
+        ``pf`` (and ``epoch_g``, when present) in days when they had no unit.
+
+    Raises
+    ------
+    rrlyrae_metallicity.exceptions.InputFormatError
+        If ``source_id`` or ``pf`` is missing.
+    """
+    table = _read_table(source, format)
+    return _with_rrlyrae_units(table)
+
+
+def fetch_epoch_photometry(
+    source_ids: int | Iterable[int], *, data_release: str = "Gaia DR3"
+) -> dict[int, TimeSeries]:
+    """Download Gaia epoch photometry and read its G band.
+
+    Parameters
+    ----------
+    source_ids : int or iterable of int
+        Gaia ``source_id`` values.
+    data_release : str, optional
+        Data release passed to the archive, ``"Gaia DR3"`` by default.
+
+    Returns
+    -------
+    light_curves : dict of int to `~astropy.timeseries.TimeSeries`
+        As returned by `read_epoch_photometry`, in the order of
+        ``source_ids``. Sources for which the archive holds no epoch
+        photometry are absent.
+
+    Raises
+    ------
+    ImportError
+        If astroquery (the ``gaia`` extra) is not installed.
+    ValueError
+        If ``source_ids`` is empty.
+
+    Notes
+    -----
+    Uses ``astroquery.gaia.Gaia.load_data`` with
+    ``retrieval_type="EPOCH_PHOTOMETRY"``, asking for at most 5000 sources
+    per call, as the archive requires.
+    """
+    Gaia = _import_gaia()
+    ids = _as_source_ids(source_ids)
+    result: dict[int, TimeSeries] = {}
+    for chunk in _chunks(ids, _LOAD_DATA_CHUNK):
+        products = Gaia.load_data(
+            chunk,
+            data_release=data_release,
+            retrieval_type="EPOCH_PHOTOMETRY",
+            data_structure="INDIVIDUAL",
+            format="votable",
+        )
+        tables = []
+        with warnings.catch_warnings():
+            # Archive unit strings do not matter: the reader sets its own units.
+            warnings.simplefilter("ignore", UnitsWarning)
+            for entries in products.values():
+                if not isinstance(entries, list):
+                    entries = [entries]
+                for entry in entries:
+                    # VOTable products come as votable TableElement objects.
+                    tables.append(entry.to_table() if hasattr(entry, "to_table") else entry)
+        if not tables:
+            continue
+        # "outer" keeps files that lack an optional column, such as
+        # rejected_by_photometry; the reader treats the masked flags as false.
+        table = vstack(tables, join_type="outer", metadata_conflicts="silent")
+        result.update(read_epoch_photometry(table))
+    # Follow the caller's order rather than the archive's file order.
+    ordered = {sid: result.pop(sid) for sid in ids if sid in result}
+    ordered.update(result)
+    return ordered
+
+
+def fetch_rrlyrae_parameters(source_ids: int | Iterable[int]) -> Table:
+    """Query ``gaiadr3.vari_rrlyrae`` for the given sources.
+
+    Parameters
+    ----------
+    source_ids : int or iterable of int
+        Gaia DR3 ``source_id`` values.
+
+    Returns
+    -------
+    parameters : `~astropy.table.Table`
+        Columns ``source_id, pf, p1_o, epoch_g, peak_to_peak_g,
+        num_clean_epochs_g, metallicity, best_classification``, one row per
+        source found in ``vari_rrlyrae``, with units as in
+        `read_rrlyrae_parameters`.
+
+    Raises
+    ------
+    ImportError
+        If astroquery (the ``gaia`` extra) is not installed.
+    ValueError
+        If ``source_ids`` is empty.
+    """
+    Gaia = _import_gaia()
+    ids = _as_source_ids(source_ids)
+    tables = []
+    for chunk in _chunks(ids, _ADQL_CHUNK):
+        query = (
+            f"SELECT {', '.join(_RRLYRAE_COLUMNS)} FROM gaiadr3.vari_rrlyrae "
+            f"WHERE source_id IN ({', '.join(str(sid) for sid in chunk)})"
+        )
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UnitsWarning)
+            tables.append(Gaia.launch_job_async(query).get_results())
+    table = tables[0] if len(tables) == 1 else vstack(tables, metadata_conflicts="silent")
+    return _with_rrlyrae_units(table)
+
+
+# --------------------------------------------------------------------------
+# Reading tables
+# --------------------------------------------------------------------------
+
+
+def _read_table(source, format):
+    if isinstance(source, Table):
+        return source
+    if not isinstance(source, (str, os.PathLike)):
+        raise TypeError(
+            f"'source' should be a path or an astropy Table, not {type(source).__name__}"
+        )
+    if format is None:
+        format = _guess_format(os.fspath(source))
+    with warnings.catch_warnings():
+        # Units written in the file are replaced by ours; unknown unit
+        # strings in archive files must not get in the way.
+        warnings.simplefilter("ignore", UnitsWarning)
+        return Table.read(source, format=format)
+
+
+def _guess_format(path):
+    name = path.lower()
+    for suffix in _COMPRESSION_SUFFIXES:
+        if name.endswith(suffix):
+            name = name[: -len(suffix)]
+    # None lets astropy guess from the file contents.
+    return _FORMAT_BY_SUFFIX.get(os.path.splitext(name)[1])
+
+
+def _column_lookup(table):
+    """Map lower-case column names to the table's own spelling."""
+    return {name.lower(): name for name in table.colnames}
+
+
+def _describe_columns(table):
+    expected = []
+    for layout in LAYOUTS:
+        cols = _COLUMNS[layout]
+        if layout == "long":
+            required = ["source_id", "band", "time", "mag"]
+        else:
+            required = [cols[key] for key in _REQUIRED]
+        optional = [
+            name
+            for name in (*cols.values(), *_REJECT_COLUMNS[layout])
+            if name not in required
+        ]
+        kind = " (array columns, one row per source)" if layout == "tap" else ""
+        expected.append(
+            f"{layout}{kind}: {', '.join(required)} (optional: {', '.join(optional)})"
+        )
+    return f"Columns found: {list(table.colnames)}. Expected, per layout: " + "; ".join(
+        expected
+    )
+
+
+def _is_array_column(column):
+    """Whether a column holds one array per row (the TAP layout)."""
+    if column.ndim > 1:
+        return True
+    data = np.ma.getdata(column)
+    mask = np.ma.getmaskarray(column)
+    if data.dtype.kind not in "OUS":
+        return False
+    for value, masked in zip(data, mask):
+        if masked or value is None:
+            continue
+        if isinstance(value, bytes):
+            value = value.decode("ascii", "replace")
+        if isinstance(value, str):
+            text = value.strip()
+            if text.lower() in _NULL_TOKENS:
+                continue
+            # A CSV/ECSV cell such as "[1.0, 2.0]", "(1.0,2.0)" or "1.0 2.0".
+            return text[:1] in "[({" or _SPLIT.search(text) is not None
+        return np.ndim(value) > 0
+    return False
+
+
+# --------------------------------------------------------------------------
+# Conversions robust to masks, strings and object columns
+# --------------------------------------------------------------------------
+
+
+def _to_bool(values):
+    """Return a plain boolean array; masked, null or unknown values are False."""
+    mask = np.ma.getmaskarray(values)
+    data = np.asarray(np.ma.getdata(values))
+    if data.dtype.kind == "b":
+        out = data.copy()
+    elif data.dtype.kind in "iu":
+        out = data != 0
+    elif data.dtype.kind == "f":
+        out = np.nan_to_num(data, nan=0.0) != 0
+    else:
+        # Strings ("true"/"false", "True"/"False", "1"/"0") or objects.
+        out = np.array(
+            [_text(value).strip().lower() in _TRUE_TOKENS for value in data.ravel()],
+            dtype=bool,
+        ).reshape(data.shape)
+    return out & ~mask
+
+
+def _to_float(values, name):
+    """Return a float array; masked or null values become NaN."""
+    mask = np.ma.getmaskarray(values)
+    data = np.asarray(np.ma.getdata(values))
+    if data.dtype.kind in "biuf":
+        out = data.astype(float)
+    else:
+        out = np.array(
+            [_parse_float(value, name) for value in data.ravel()], dtype=float
+        ).reshape(data.shape)
+    out[mask] = np.nan
+    return out
+
+
+def _to_int(values, name, *, fill=None):
+    """Return an int64 array; masked values become ``fill`` (error if None)."""
+    mask = np.ma.getmaskarray(values)
+    data = np.asarray(np.ma.getdata(values))
+    if data.dtype.kind in "biu":
+        out = data.astype(np.int64)
+    elif data.dtype.kind == "f":
+        mask = mask | ~np.isfinite(data)
+        out = np.where(mask, 0, data).astype(np.int64)
+    else:
+        out = np.empty(data.shape, dtype=np.int64)
+        flat_mask = mask.ravel().copy()  # never write into the caller's mask
+        for i, value in enumerate(data.ravel()):
+            text = _text(value).strip()
+            if flat_mask[i] or text.lower() in _NULL_TOKENS:
+                flat_mask[i] = True
+                out.flat[i] = 0
+                continue
+            try:
+                out.flat[i] = int(text)
+            except ValueError:
+                raise InputFormatError(
+                    f"Cannot read {text!r} in column {name!r} as an integer"
+                ) from None
+        mask = flat_mask.reshape(data.shape)
+    if mask.any():
+        if fill is None:
+            raise InputFormatError(f"Column {name!r} has missing values")
+        out[mask] = fill
+    return out
+
+
+def _text(value):
+    if value is None or value is np.ma.masked:
+        return ""
+    if isinstance(value, bytes):
+        return value.decode("ascii", "replace")
+    return str(value)
+
+
+def _parse_float(value, name):
+    if value is None or value is np.ma.masked:
+        return np.nan
+    if isinstance(value, (bytes, str)):
+        text = _text(value).strip()
+        if text.lower() in _NULL_TOKENS:
+            return np.nan
+        try:
+            return float(text)
+        except ValueError:
+            raise InputFormatError(
+                f"Cannot read {text!r} in column {name!r} as a number"
+            ) from None
+    return float(value)
+
+
+_SPLIT = re.compile(r"[,\s]+")
+
+
+def _cell_array(cell):
+    """One TAP cell (array, masked array, list or string) as a 1-D array."""
+    if cell is None or cell is np.ma.masked:
+        return np.array([], dtype=float)
+    if isinstance(cell, bytes):
+        cell = cell.decode("ascii", "replace")
+    if isinstance(cell, str):
+        # Archive CSV/ECSV files may store arrays as "[1.0, 2.0]" or "(1.0,2.0)".
+        text = cell.strip()
+        if text[:1] in "[({" and text[-1:] in "])}":
+            text = text[1:-1]
+        elif text.lower() in _NULL_TOKENS:
+            return np.array([], dtype=str)  # a null cell, not a one-element array
+        tokens = [token for token in _SPLIT.split(text.strip()) if token]
+        return np.array(tokens, dtype=str)
+    if isinstance(cell, np.ma.MaskedArray):
+        return cell.ravel()
+    return np.asarray(cell).ravel()
+
+
+# --------------------------------------------------------------------------
+# Layout readers
+# --------------------------------------------------------------------------
+
+
+def _read_rows(table, columns, rejects, *, band_column):
+    """Long and wide layouts: one row per transit (and band, for ``long``)."""
+    source_ids = _to_int(table[columns["source_id"]], columns["source_id"])
+    keep = np.ones(len(table), dtype=bool)
+    if band_column is not None:
+        bands = np.array(
+            [_text(value).strip().upper() for value in np.ma.getdata(table[band_column])]
+        )
+        keep &= (bands == "G") & ~np.ma.getmaskarray(table[band_column])
+    for name in rejects:
+        keep &= ~_to_bool(table[name])
+    values = _quantities(table, columns)
+    keep &= np.isfinite(values["time"]) & np.isfinite(values["mag"])
+    result = {}
+    for sid, rows in _group_rows(source_ids):
+        rows = rows[keep[rows]]
+        result[sid] = _make_timeseries({key: value[rows] for key, value in values.items()})
+    return result
+
+
+def _quantities(table, columns):
+    values = {}
+    for key, name in columns.items():
+        if key == "source_id":
+            continue
+        column = table[name]
+        if key == "transit_id":
+            values[key] = _to_int(column, name, fill=-1)
+        else:
+            values[key] = _to_float(column, name)
+    return values
+
+
+def _read_tap(table, columns, rejects):
+    """TAP layout: one row per source, each quantity an array over transits."""
+    source_ids = _to_int(table[columns["source_id"]], columns["source_id"])
+    pieces: dict[int, list[dict[str, np.ndarray]]] = {}
+    for row, sid in enumerate(source_ids):
+        cells = {}
+        for key, name in columns.items():
+            if key == "source_id":
+                continue
+            cell = _cell_array(table[name][row])
+            if key == "transit_id":
+                cells[key] = _to_int(cell, name, fill=-1)
+            else:
+                cells[key] = _to_float(cell, name)
+        n_transits = len(cells["time"])
+        keep = np.isfinite(cells["time"])
+        if len(cells["mag"]) != n_transits:
+            raise InputFormatError(
+                f"source {sid}: {columns['time']!r} has {n_transits} values but "
+                f"{columns['mag']!r} has {len(cells['mag'])}"
+            )
+        keep &= np.isfinite(cells["mag"])
+        for name in rejects:
+            flags = _to_bool(_cell_array(table[name][row]))
+            if flags.size == 0:
+                continue  # a null flag cell: nothing rejected
+            if flags.size != n_transits:
+                raise InputFormatError(
+                    f"source {sid}: {name!r} has {flags.size} values for "
+                    f"{n_transits} transits"
+                )
+            keep &= ~flags
+        for key in ("flux", "flux_error", "transit_id"):
+            if key in cells and len(cells[key]) != n_transits:
+                raise InputFormatError(
+                    f"source {sid}: {columns[key]!r} has {len(cells[key])} values "
+                    f"for {n_transits} transits"
+                )
+        pieces.setdefault(int(sid), []).append(
+            {key: value[keep] for key, value in cells.items()}
+        )
+    return {
+        sid: _make_timeseries(
+            {key: np.concatenate([part[key] for part in parts]) for key in parts[0]}
+        )
+        for sid, parts in pieces.items()
+    }
+
+
+def _group_rows(source_ids) -> Iterator[tuple[int, np.ndarray]]:
+    """Yield ``(source_id, row indices)`` in order of first appearance."""
+    if len(source_ids) == 0:
+        return
+    unique, first, inverse = np.unique(source_ids, return_index=True, return_inverse=True)
+    inverse = inverse.ravel()  # numpy 2.0.x returned it with the input's shape
+    order = np.argsort(inverse, kind="stable")
+    groups = np.split(order, np.cumsum(np.bincount(inverse, minlength=len(unique)))[:-1])
+    for k in np.argsort(first, kind="stable"):
+        yield int(unique[k]), groups[k]
+
+
+def _make_timeseries(values):
+    order = np.argsort(values["time"], kind="stable")
+    time = Time(GAIA_TIME_ZERO, values["time"][order], format="jd", scale="tcb")
+    ts = TimeSeries(time=time)
+    ts["mag"] = values["mag"][order] * u.mag
+    for key in ("flux", "flux_error"):
+        if key in values:
+            ts[key] = values[key][order] * _FLUX_UNIT
+    if "transit_id" in values:
+        ts["transit_id"] = values["transit_id"][order]
+    ts.meta["band"] = "G"
+    return ts
+
+
+# --------------------------------------------------------------------------
+# RR Lyrae parameters and archive access
+# --------------------------------------------------------------------------
+
+
+def _with_rrlyrae_units(table):
+    table = table.copy(copy_data=False)
+    names = _column_lookup(table)
+    missing = [name for name in ("source_id", "pf") if name not in names]
+    if missing:
+        raise InputFormatError(
+            f"An RR Lyrae parameter table (like gaiadr3.vari_rrlyrae) needs the "
+            f"column(s) {missing}. Columns found: {list(table.colnames)}"
+        )
+    for name in _RRLYRAE_COLUMNS:
+        if name in names and names[name] != name:
+            table.rename_column(names[name], name)
+    table["source_id"] = _to_int(table["source_id"], "source_id")
+    for name in ("pf", "epoch_g"):
+        if name in table.colnames:
+            unit = table[name].unit
+            if unit is None or unit == u.dimensionless_unscaled:
+                table[name].unit = u.day
+    return table
+
+
+def _import_gaia():
+    try:
+        from astroquery.gaia import Gaia
+    except ImportError as exc:
+        raise ImportError(
+            f"Reading from the Gaia archive needs astroquery: {_GAIA_EXTRA_HINT}"
+        ) from exc
+    return Gaia
+
+
+def _as_source_ids(source_ids):
+    if isinstance(source_ids, (int, np.integer, str)):
+        source_ids = [source_ids]
+    # dict.fromkeys drops repeats and keeps the caller's order.
+    ids = list(dict.fromkeys(int(sid) for sid in source_ids))
+    if not ids:
+        raise ValueError("'source_ids' should hold at least one Gaia source_id")
+    return ids
+
+
+def _chunks(items, size):
+    for start in range(0, len(items), size):
+        yield items[start : start + size]

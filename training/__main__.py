@@ -1,0 +1,99 @@
+"""Command line of the training module: ``python -m training --help``.
+
+Examples
+--------
+Cross-validate the paper's GRU, export the fold models and ship them::
+
+    python -m training cv --run-dir runs/gru --members-per-fold 3
+    python -m training ship --run-dir runs/gru --name gru
+"""
+
+import argparse
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+
+from rrlyrae_metallicity.preprocessing import VARIANTS, PreprocessingConfig
+
+from .cv import TrainingConfig
+from .data import DEFAULT_DATA_DIR
+
+log = logging.getLogger("training")
+
+
+def _cv_parser(sub):
+    p = sub.add_parser("cv", help="stratified K-fold cross-validation, resumable fold by fold",
+                       description="Train, cross-validate and export one architecture. "
+                                   "Re-running the same command resumes an interrupted run.")
+    p.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR,
+                   help="folder with stars.ecsv and lightcurves.ecsv (default: %(default)s)")
+    p.add_argument("--run-dir", type=Path, required=True, help="output and checkpoint folder")
+    p.add_argument("--architecture", default="gru")
+    p.add_argument("--variant", choices=VARIANTS, default="spline_centered")
+    p.add_argument("--n-phases", type=int, default=PreprocessingConfig.n_phases)
+    p.add_argument("--folds", type=int, default=5)
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--members-per-fold", type=int, default=1,
+                   help="models per fold with different seeds, averaged (paper: 1)")
+    p.add_argument("--learning-rate", type=float, default=0.01)
+    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--max-epochs", type=int, default=1000)
+    p.add_argument("--patience", type=int, default=50)
+    p.add_argument("--reduce-lr-patience", type=int, default=0,
+                   help="halve the learning rate after this many epochs without "
+                        "improvement (0: fixed rate, as in the paper)")
+    p.add_argument("--no-export", action="store_true", help="skip the ONNX export")
+
+
+def _ship_parser(sub):
+    p = sub.add_parser("ship", help="copy a finished run's ONNX models into the package",
+                       description="Copy the verified ONNX members of a finished run into "
+                                   "rrlyrae_metallicity/data/models/NAME with a manifest.")
+    p.add_argument("--run-dir", type=Path, required=True)
+    p.add_argument("--name", required=True, help="model name, e.g. gru")
+    p.add_argument("--produced-by", default=None,
+                   help="the command that produced the run (recorded in the manifest)")
+    p.add_argument("--default", action="store_true", help="make it the default model")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m training", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    _cv_parser(sub)
+    _ship_parser(sub)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+
+    if args.command == "cv":
+        from .cv import run_cross_validation
+        from .data import load_dataset
+
+        config = TrainingConfig(
+            architecture=args.architecture,
+            preprocessing=PreprocessingConfig(n_phases=args.n_phases, variant=args.variant).to_dict(),
+            n_folds=args.folds, seed=args.seed, members_per_fold=args.members_per_fold,
+            learning_rate=args.learning_rate, batch_size=args.batch_size,
+            max_epochs=args.max_epochs, patience=args.patience,
+            reduce_lr_patience=args.reduce_lr_patience,
+        )
+        start = time.perf_counter()
+        metrics = run_cross_validation(load_dataset(args.data_dir), config, args.run_dir,
+                                       export=not args.no_export, log=log.info)
+        log.info("finished in %.0f s (this invocation); metrics in %s",
+                 time.perf_counter() - start, args.run_dir / "metrics.json")
+        print(json.dumps({"validation": metrics["validation"],
+                          "pooled_out_of_fold": metrics["pooled_out_of_fold"],
+                          "pooled_peer": metrics["pooled_peer"]}, indent=2))
+    elif args.command == "ship":
+        from .ship import ship_run
+
+        path = ship_run(args.run_dir, args.name, produced_by=args.produced_by,
+                        make_default=args.default)
+        log.info("shipped %s", path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,295 @@
+"""Stratified K-fold cross-validation of one architecture, resumable fold by fold.
+
+Layout of a run directory::
+
+    run_dir/
+      config.json                 the TrainingConfig (a resumed run must match it)
+      folds.npy                   fold index of every star
+      fold_<k>/member_<s>.keras   trained model of fold k, seed s
+      fold_<k>/member_<s>.json    its training history and wall time
+      fold_<k>/done.json          written last: the fold is complete
+      fold_<k>/member_<s>.onnx    exported and verified model
+      metrics.json                CV metrics (mean ± std over folds), peer included
+      oof_predictions.ecsv        out-of-fold prediction of every star
+
+A fold is recomputed only if its ``done.json`` is missing, so an interrupted run
+continues where it stopped and never redoes a finished fold.
+"""
+
+import json
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+from astropy.table import Table
+
+from rrlyrae_metallicity.preprocessing import PreprocessingConfig
+
+from .data import density_weights, preprocess
+from .metrics import regression_metrics, summarise_folds
+
+__all__ = ["TrainingConfig", "stratified_folds", "run_cross_validation"]
+
+
+@dataclass
+class TrainingConfig:
+    """Everything that defines a cross-validation run.
+
+    Parameters
+    ----------
+    architecture : str
+        Name in `training.architectures.ARCHITECTURES`.
+    preprocessing : dict
+        Keyword arguments of `~rrlyrae_metallicity.preprocessing.PreprocessingConfig`.
+    n_folds : int
+        K of the stratified K-fold.
+    n_bins : int
+        Number of [Fe/H] quantile bins used to stratify.
+    seed : int
+        Seed of the fold split, the validation split and the weight initialisation.
+    members_per_fold : int
+        Models trained per fold with different seeds and averaged (1 = paper).
+    learning_rate, batch_size, max_epochs, patience : number
+        Adam learning rate, mini-batch size, epoch limit and early-stopping
+        patience (on the weighted validation loss).
+    reduce_lr_patience : int
+        Halve the learning rate after this many epochs without improvement
+        (0 disables it; the paper keeps the rate fixed).
+    validation_fraction : float
+        Fraction of each training fold held out for early stopping.
+    """
+
+    architecture: str = "gru"
+    preprocessing: dict = field(default_factory=lambda: PreprocessingConfig().to_dict())
+    n_folds: int = 5
+    n_bins: int = 10
+    seed: int = 1
+    members_per_fold: int = 1
+    learning_rate: float = 0.01
+    batch_size: int = 256
+    max_epochs: int = 1000
+    patience: int = 50
+    reduce_lr_patience: int = 0
+    validation_fraction: float = 0.1
+
+    def to_dict(self):
+        return asdict(self)
+
+
+def _strata(feh, n_bins):
+    edges = np.quantile(feh, np.linspace(0, 1, n_bins + 1)[1:-1])
+    return np.digitize(feh, edges)
+
+
+def stratified_folds(feh, n_folds, n_bins, seed):
+    """Fold index (0..n_folds-1) of every star, stratified on binned [Fe/H].
+
+    Parameters
+    ----------
+    feh : array-like
+        Labels.
+    n_folds, n_bins, seed : int
+        Number of folds, number of quantile bins, random seed.
+
+    Returns
+    -------
+    ndarray of int
+    """
+    from sklearn.model_selection import StratifiedKFold
+
+    feh = np.asarray(feh, dtype=float)
+    folds = np.empty(feh.size, dtype=int)
+    splitter = StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=seed)
+    for k, (_, test) in enumerate(splitter.split(feh, _strata(feh, n_bins))):
+        folds[test] = k
+    return folds
+
+
+def _write_json(path, payload):
+    tmp = Path(str(path) + ".tmp")
+    tmp.write_text(json.dumps(payload, indent=2))
+    os.replace(tmp, path)
+
+
+class _EpochProgress:
+    """Keras callback showing one tqdm bar per trained member."""
+
+    def __new__(cls, description, total):
+        import keras
+        from tqdm.auto import tqdm
+
+        class Callback(keras.callbacks.Callback):
+            def on_train_begin(self, logs=None):
+                self.bar = tqdm(total=total, desc=description, leave=False)
+
+            def on_epoch_end(self, epoch, logs=None):
+                self.bar.update(1)
+                self.bar.set_postfix(loss=f"{logs['loss']:.4f}", val=f"{logs['val_loss']:.4f}")
+
+            def on_train_end(self, logs=None):
+                self.bar.close()
+
+        return Callback()
+
+
+def _train_member(config, inputs, feh, weights, train_idx, seed, description):
+    """Train one model on ``train_idx``; return it and its history."""
+    import keras
+    from sklearn.model_selection import train_test_split
+
+    from .architectures import build_model
+
+    fit_idx, val_idx = train_test_split(
+        train_idx, test_size=config.validation_fraction, random_state=seed,
+        stratify=_strata(feh[train_idx], config.n_bins),
+    )
+    keras.utils.set_random_seed(seed)
+    prep = PreprocessingConfig(**config.preprocessing)
+    model = build_model(
+        config.architecture, inputs.shape[1:], masked=prep.variant == "raw",
+        label_mean=float(np.mean(feh[fit_idx])), label_std=float(np.std(feh[fit_idx])),
+    )
+    model.compile(optimizer=keras.optimizers.Adam(config.learning_rate), loss="mse",
+                  weighted_metrics=[])
+    callbacks = [
+        keras.callbacks.EarlyStopping(patience=config.patience, restore_best_weights=True),
+        _EpochProgress(description, config.max_epochs),
+    ]
+    if config.reduce_lr_patience:
+        callbacks.append(keras.callbacks.ReduceLROnPlateau(
+            factor=0.5, patience=config.reduce_lr_patience, min_lr=1e-5))
+    history = model.fit(
+        inputs[fit_idx], feh[fit_idx], sample_weight=weights[fit_idx],
+        validation_data=(inputs[val_idx], feh[val_idx], weights[val_idx]),
+        batch_size=config.batch_size, epochs=config.max_epochs, shuffle=True,
+        callbacks=callbacks, verbose=0,
+    )
+    return model, {k: [float(v) for v in vals] for k, vals in history.history.items()}
+
+
+def _predict(model, inputs):
+    return np.asarray(model.predict(inputs, batch_size=4096, verbose=0)).ravel()
+
+
+def run_cross_validation(dataset, config, run_dir, *, export=True, log=print):
+    """Cross-validate ``config`` on ``dataset``, resuming from ``run_dir``.
+
+    Parameters
+    ----------
+    dataset : `training.data.Dataset`
+    config : `TrainingConfig`
+    run_dir : path-like
+        Output folder (see the module docstring for its layout).
+    export : bool
+        Export every member to ONNX and verify it against Keras.
+    log : callable
+        Receives one line of text per step.
+
+    Returns
+    -------
+    dict
+        The content of ``metrics.json``.
+    """
+    import keras
+
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    config_path = run_dir / "config.json"
+    if config_path.exists():
+        stored = json.loads(config_path.read_text())
+        if stored != config.to_dict():
+            raise ValueError(
+                f"{run_dir} holds a run with another configuration; resume it with the "
+                f"same options or choose a new --run-dir.\nstored: {stored}\nasked: {config.to_dict()}"
+            )
+    else:
+        _write_json(config_path, config.to_dict())
+
+    prep = PreprocessingConfig(**config.preprocessing)
+    inputs, amplitudes = preprocess(dataset, prep, cache_dir=run_dir.parent / "cache")
+    feh = dataset.feh
+    weights = density_weights(feh)
+    folds = stratified_folds(feh, config.n_folds, config.n_bins, config.seed)
+    np.save(run_dir / "folds.npy", folds)
+
+    oof = np.full((len(dataset), config.members_per_fold), np.nan)
+    per_fold_val, per_fold_train = [], []
+    for k in range(config.n_folds):
+        fold_dir = run_dir / f"fold_{k}"
+        fold_dir.mkdir(exist_ok=True)
+        test_idx = np.flatnonzero(folds == k)
+        train_idx = np.flatnonzero(folds != k)
+        done = fold_dir / "done.json"
+        if done.exists():
+            log(f"fold {k}: already complete, loading")
+        for s in range(config.members_per_fold):
+            member_path = fold_dir / f"member_{s}.keras"
+            if member_path.exists():
+                model = keras.models.load_model(member_path)
+            else:
+                start = time.perf_counter()
+                seed = config.seed + 1000 * k + s
+                model, history = _train_member(
+                    config, inputs, feh, weights, train_idx, seed,
+                    f"fold {k + 1}/{config.n_folds} member {s + 1}/{config.members_per_fold}",
+                )
+                wall = time.perf_counter() - start
+                model.save(str(member_path) + ".tmp.keras")
+                os.replace(str(member_path) + ".tmp.keras", member_path)
+                _write_json(fold_dir / f"member_{s}.json",
+                            {"seed": seed, "wall_time_s": wall, "epochs": len(history["loss"]),
+                             "history": history})
+                log(f"fold {k}: member {s} trained in {wall:.0f} s, "
+                    f"{len(history['loss'])} epochs, best val loss {min(history['val_loss']):.4f}")
+            oof[test_idx, s] = _predict(model, inputs[test_idx])
+            if export:
+                onnx_path = fold_dir / f"member_{s}.onnx"
+                if not onnx_path.exists():
+                    from .export import export_onnx
+
+                    diff = export_onnx(model, onnx_path, inputs[test_idx])
+                    log(f"fold {k}: member {s} exported to ONNX, max |ONNX - Keras| = {diff:.2e} dex")
+        member_preds = [_predict(keras.models.load_model(fold_dir / f"member_{s}.keras"),
+                                 inputs[train_idx]) for s in range(config.members_per_fold)]
+        train_pred = np.mean(member_preds, axis=0)
+        val_metrics = regression_metrics(feh[test_idx], oof[test_idx].mean(axis=1), weights[test_idx])
+        train_metrics = regression_metrics(feh[train_idx], train_pred, weights[train_idx])
+        peer_metrics = regression_metrics(feh[test_idx], dataset.feh_peer[test_idx], weights[test_idx])
+        per_fold_val.append(val_metrics)
+        per_fold_train.append(train_metrics)
+        if not done.exists():
+            _write_json(done, {"validation": val_metrics, "training": train_metrics,
+                               "peer": peer_metrics})
+        log(f"fold {k}: validation RMSE {val_metrics['rmse']:.4f} MAE {val_metrics['mae']:.4f} "
+            f"(peer on the same stars: RMSE {peer_metrics['rmse']:.4f} MAE {peer_metrics['mae']:.4f})")
+
+    prediction = oof.mean(axis=1)
+    peer_per_fold = [regression_metrics(feh[folds == k], dataset.feh_peer[folds == k],
+                                        weights[folds == k]) for k in range(config.n_folds)]
+    metrics = {
+        "config": config.to_dict(),
+        "n_stars": len(dataset),
+        "validation": summarise_folds(per_fold_val),
+        "training": summarise_folds(per_fold_train),
+        "peer_same_folds": summarise_folds(peer_per_fold),
+        "pooled_out_of_fold": regression_metrics(feh, prediction, weights),
+        "pooled_peer": regression_metrics(feh, dataset.feh_peer, weights),
+        "wall_time_s": sum(
+            json.loads((run_dir / f"fold_{k}" / f"member_{s}.json").read_text())["wall_time_s"]
+            for k in range(config.n_folds) for s in range(config.members_per_fold)
+        ),
+    }
+    _write_json(run_dir / "metrics.json", metrics)
+
+    table = Table()
+    table["source_id"] = dataset.stars["source_id"]
+    table["feh"] = feh
+    table["feh_pred"] = prediction
+    table["feh_dg22"] = dataset.feh_peer
+    table["fold"] = folds
+    table["weight"] = weights
+    table["amplitude"] = amplitudes
+    table.write(run_dir / "oof_predictions.ecsv", overwrite=True)
+    return metrics

@@ -1,0 +1,66 @@
+"""Export a trained Keras model to ONNX and prove that ONNX Runtime reproduces it."""
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["ExportError", "export_onnx", "INPUT_NAME", "OPSET"]
+
+#: Name of the ONNX graph input (read back from the session at inference time).
+INPUT_NAME = "lightcurve"
+#: ONNX opset used for every exported model.
+OPSET = 17
+
+
+class ExportError(RuntimeError):
+    """ONNX Runtime does not reproduce the Keras model within tolerance."""
+
+
+def export_onnx(model, path, check_inputs, *, atol=1e-5):
+    """Convert ``model`` with tf2onnx, write it to ``path`` and verify it.
+
+    Parameters
+    ----------
+    model : keras.Model
+        Trained model with one input of shape ``(None, length, 2)``.
+    path : path-like
+        Destination ``.onnx`` file; written atomically.
+    check_inputs : ndarray, shape (n, length, 2)
+        Real model inputs on which Keras and ONNX Runtime are compared.
+    atol : float
+        Largest allowed absolute difference, in dex.
+
+    Returns
+    -------
+    float
+        The largest absolute difference found.
+
+    Raises
+    ------
+    ExportError
+        If the difference exceeds ``atol``; the file is then not written.
+    """
+    import onnxruntime as ort
+    import tensorflow as tf
+    import tf2onnx
+
+    spec = (tf.TensorSpec((None, *model.input_shape[1:]), tf.float32, name=INPUT_NAME),)
+    proto, _ = tf2onnx.convert.from_keras(model, input_signature=spec, opset=OPSET)
+    payload = proto.SerializeToString()
+
+    session = ort.InferenceSession(payload, providers=["CPUExecutionProvider"])
+    check_inputs = np.asarray(check_inputs, dtype=np.float32)
+    onnx_out = session.run(None, {session.get_inputs()[0].name: check_inputs})[0].ravel()
+    keras_out = np.asarray(model(check_inputs, training=False)).ravel()
+    max_diff = float(np.max(np.abs(onnx_out - keras_out)))
+    if not np.isfinite(max_diff) or max_diff > atol:
+        raise ExportError(
+            f"ONNX Runtime differs from Keras by {max_diff:.3g} dex (tolerance {atol:g}) "
+            f"on {len(check_inputs)} inputs; {path} was not written"
+        )
+    path = Path(path)
+    tmp = path.with_suffix(".onnx.tmp")
+    tmp.write_bytes(payload)
+    os.replace(tmp, path)
+    return max_diff
