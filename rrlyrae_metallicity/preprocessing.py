@@ -9,7 +9,8 @@ The steps (Monti et al. 2024, section 3, with the alignment made explicit):
 
 1. Fold raw times with the period (and the epoch of maximum light when one is
    given), or take already-folded phases.
-2. Drop non-finite magnitudes and average epochs that (nearly) share a phase.
+2. Drop non-finite magnitudes and survey sentinels (e.g. 99.999), and average
+   epochs that (nearly) share a phase.
 3. Fit a smoothing spline through (phase, mag), the penalty chosen by
    generalised cross-validation (`scipy.interpolate.make_smoothing_spline`).
    The curve is periodic, so the epochs are repeated 0.3 of a cycle beyond
@@ -57,6 +58,8 @@ PAD_VALUE = -1.0
 
 # Fraction of a cycle repeated beyond each end of [0, 1) before fitting.
 _WRAP_MARGIN = 0.3
+# Magnitudes outside this open interval are missing-data sentinels, not data.
+_VALID_MAG_RANGE = (-5.0, 40.0)
 # Epochs closer than this in phase (cycles; 2e-3 is about 1.5 min for an RRab)
 # are averaged before smoothing.
 _MERGE_TOLERANCE = 2e-3
@@ -177,7 +180,9 @@ def _clean_epochs(phase, mag, star):
             f"got shapes {phase.shape} and {mag.shape}",
             star=star,
         )
-    good = np.isfinite(phase) & np.isfinite(mag)
+    # Surveys mark missing photometry with sentinels such as 99.999 or 100
+    # (SDSS Stripe 82); no real apparent magnitude lies outside this range.
+    good = np.isfinite(phase) & (mag > _VALID_MAG_RANGE[0]) & (mag < _VALID_MAG_RANGE[1])
     phase = phase[good] - np.floor(phase[good])
     mag = mag[good]
     if phase.size >= MIN_EPOCHS:

@@ -1,0 +1,165 @@
+"""The shipped ONNX model ensembles: registry, integrity checks and sessions."""
+
+import functools
+import hashlib
+import json
+import os
+import warnings
+from importlib.resources import files
+
+import numpy as np
+
+from .exceptions import ModelError, ModelIntegrityError, RRLyraeMetallicityWarning
+from .preprocessing import PreprocessingConfig
+
+__all__ = ["available_models", "default_model_name", "load_model", "FehEnsemble"]
+
+
+def _models_dir():
+    return files("rrlyrae_metallicity") / "data" / "models"
+
+
+def available_models():
+    """Names of the model ensembles shipped with the package.
+
+    Returns
+    -------
+    list of str
+    """
+    root = _models_dir()
+    return sorted(p.name for p in root.iterdir() if p.is_dir() and (p / "manifest.json").is_file())
+
+
+def default_model_name():
+    """Name of the model used by ``model="default"``."""
+    return json.loads((_models_dir() / "default.json").read_text())["default"]
+
+
+def _onnxruntime():
+    try:
+        import onnxruntime
+    except ImportError:
+        raise ImportError(
+            "ONNX Runtime is not installed. Install the package with one backend: "
+            'pip install "rrlyrae_metallicity[cpu]" (or "[gpu]" on a CUDA machine)'
+        ) from None
+    return onnxruntime
+
+
+def _providers(ort):
+    if "CUDAExecutionProvider" in ort.get_available_providers():
+        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    return ["CPUExecutionProvider"]
+
+
+def _session_options(ort):
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    threads = os.environ.get("OMP_NUM_THREADS")
+    if threads:
+        options.intra_op_num_threads = int(threads)
+    # Many small sessions (one per fold) must not each spin their own pool of
+    # busy-waiting threads.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return options
+
+
+class FehEnsemble:
+    """An ensemble of ONNX models (one per cross-validation fold and seed).
+
+    Parameters
+    ----------
+    name : str
+        A name from `available_models`.
+
+    Notes
+    -----
+    Every model file is checked against the sha256 recorded in the manifest
+    before an ONNX Runtime session is built on it. Sessions are created once,
+    on the CUDA provider when ONNX Runtime offers it, on the CPU otherwise.
+    """
+
+    def __init__(self, name):
+        names = available_models()
+        if name not in names:
+            raise ModelError(f"model must be one of {names} or 'default', not {name!r}")
+        self.name = name
+        directory = _models_dir() / name
+        self.manifest = json.loads((directory / "manifest.json").read_text())
+        self.preprocessing = PreprocessingConfig(**self.manifest["preprocessing"])
+        ort = _onnxruntime()
+        options = _session_options(ort)
+        providers = _providers(ort)
+        self.sessions = []
+        for member in self.manifest["members"]:
+            path = directory / member["file"]
+            if not path.is_file():
+                raise ModelIntegrityError(f"model file {path} is missing; reinstall the package")
+            payload = path.read_bytes()
+            digest = hashlib.sha256(payload).hexdigest()
+            if digest != member["sha256"]:
+                raise ModelIntegrityError(
+                    f"model file {path} is corrupt: sha256 {digest} does not match the "
+                    f"manifest's {member['sha256']}; reinstall the package"
+                )
+            session = ort.InferenceSession(payload, sess_options=options, providers=providers)
+            self.sessions.append(session)
+        self.provider = self.sessions[0].get_providers()[0]
+        if providers[0] != self.provider:
+            warnings.warn(
+                f"ONNX Runtime offers {providers[0]} but could not use it (missing CUDA "
+                f"libraries?); running on {self.provider}",
+                RRLyraeMetallicityWarning,
+                stacklevel=2,
+            )
+        self.input_name = self.sessions[0].get_inputs()[0].name
+
+    @property
+    def training_domain(self):
+        """Ranges of period, amplitude and epoch count seen in training."""
+        return self.manifest.get("training_domain", {})
+
+    def predict_members(self, inputs, *, batch_size=8192):
+        """Predictions of every ensemble member.
+
+        Parameters
+        ----------
+        inputs : ndarray, shape (n, length, 2)
+            Pre-processed light curves.
+        batch_size : int
+            Stars per ONNX Runtime call.
+
+        Returns
+        -------
+        ndarray, shape (n_members, n)
+            [Fe/H] in dex.
+        """
+        inputs = np.ascontiguousarray(inputs, dtype=np.float32)
+        out = np.empty((len(self.sessions), len(inputs)))
+        for start in range(0, len(inputs), batch_size):
+            chunk = inputs[start:start + batch_size]
+            for i, session in enumerate(self.sessions):
+                out[i, start:start + len(chunk)] = session.run(None, {self.input_name: chunk})[0].ravel()
+        return out
+
+
+def load_model(name="default"):
+    """Load (once) the ensemble called ``name``.
+
+    Parameters
+    ----------
+    name : str
+        ``"default"`` or one of `available_models`.
+
+    Returns
+    -------
+    `FehEnsemble`
+    """
+    if name == "default":
+        name = default_model_name()
+    return _cached_ensemble(name)
+
+
+@functools.lru_cache(maxsize=None)
+def _cached_ensemble(name):
+    return FehEnsemble(name)
