@@ -1,0 +1,180 @@
+"""Tests of the public prediction API and the shipped models, on simulated light curves."""
+
+import hashlib
+import json
+
+import numpy as np
+import pytest
+from astropy import units as u
+from astropy.table import Table
+from astropy.time import Time
+from astropy.timeseries import TimeSeries
+
+import rrlyrae_metallicity as rm
+from rrlyrae_metallicity import simulate
+from rrlyrae_metallicity.exceptions import LightCurveError, ModelError, ModelIntegrityError
+from rrlyrae_metallicity.models import FehEnsemble, _models_dir, load_model
+
+
+@pytest.fixture(scope="module")
+def stars():
+    return simulate.simulate_stars(6, seed=11)
+
+
+@pytest.fixture(scope="module")
+def curves(stars):
+    return [simulate.simulate_lightcurve(star, n_epochs=50, rng=i) for i, star in enumerate(stars)]
+
+
+def test_default_model_is_shipped_and_verified():
+    names = rm.available_models()
+    assert names, "no model shipped in rrlyrae_metallicity/data/models"
+    model = load_model()
+    assert model.name in names
+    manifest = model.manifest
+    assert len(model.sessions) == len(manifest["members"]) >= 2
+    for member in manifest["members"]:
+        payload = (_models_dir() / model.name / member["file"]).read_bytes()
+        assert hashlib.sha256(payload).hexdigest() == member["sha256"]
+    for key in ("preprocessing", "training_data", "cv_metrics", "produced_by", "training_domain"):
+        assert key in manifest
+    assert model.provider in ("CPUExecutionProvider", "CUDAExecutionProvider")
+
+
+def test_unknown_model_lists_the_valid_ones():
+    with pytest.raises(ModelError, match="model must be one of"):
+        load_model("transformer")
+
+
+def test_corrupt_model_file_is_refused(tmp_path, monkeypatch):
+    source = _models_dir() / load_model().name
+    target = tmp_path / "models" / "broken"
+    target.mkdir(parents=True)
+    manifest = json.loads((source / "manifest.json").read_text())
+    (target / "manifest.json").write_text(json.dumps(manifest))
+    for member in manifest["members"]:
+        (target / member["file"]).write_bytes((source / member["file"]).read_bytes())
+    first = target / manifest["members"][0]["file"]
+    first.write_bytes(first.read_bytes()[:-10] + b"0123456789")
+    monkeypatch.setattr("rrlyrae_metallicity.models._models_dir", lambda: tmp_path / "models")
+    with pytest.raises(ModelIntegrityError, match=manifest["members"][0]["file"]):
+        FehEnsemble("broken")
+    first.unlink()
+    with pytest.raises(ModelIntegrityError, match="missing"):
+        FehEnsemble("broken")
+
+
+def test_predict_single_lightcurve(stars, curves):
+    feh = rm.predict_feh(curves[0], stars["pf"][0] * u.day)
+    assert feh.unit == u.dex
+    assert feh.isscalar and np.isfinite(feh.value)
+    assert -3.5 < feh.value < 1.0
+
+
+def test_predict_with_std_matches_members(stars, curves):
+    feh, std = rm.predict_feh(curves[0], stars["pf"][0] * u.day, return_std=True)
+    assert std.unit == u.dex and std.value > 0
+    model = load_model()
+    from rrlyrae_metallicity.preprocessing import model_input, smooth_lightcurve
+    from rrlyrae_metallicity.inference import _phases, _magnitudes
+
+    period = stars["pf"][0]
+    curve = smooth_lightcurve(_phases(curves[0], period, None, None),
+                              _magnitudes(curves[0], None, None), model.preprocessing.n_phases)
+    members = model.predict_members(model_input(curve, period, model.preprocessing)[None])
+    assert feh.value == pytest.approx(members.mean(), abs=1e-9)
+    assert std.value == pytest.approx(members.std(ddof=1), abs=1e-9)
+
+
+def test_predict_sequence_equals_single_calls(stars, curves):
+    periods = stars["pf"].quantity
+    batch = rm.predict_feh(curves, periods)
+    assert batch.shape == (len(curves),)
+    singles = [rm.predict_feh(c, p).value for c, p in zip(curves, periods)]
+    np.testing.assert_allclose(batch.value, singles, atol=1e-6)
+
+
+def test_epoch_does_not_change_the_result(stars, curves):
+    star = stars[0]
+    epoch = Time(2455197.5, star["epoch_g"], format="jd", scale="tcb")
+    with_epoch = rm.predict_feh(curves[0], star["pf"] * u.day, epoch=epoch)
+    without = rm.predict_feh(curves[0], star["pf"] * u.day)
+    assert with_epoch.value == pytest.approx(without.value, abs=0.01)
+
+
+def test_raw_times_and_folded_phases_agree(stars, curves):
+    star, curve = stars[1], curves[1]
+    period = star["pf"] * u.day
+    folded = curve.fold(period=period, normalize_phase=True, wrap_phase=1)
+    phases = Table({"phase": np.asarray(folded.time.value) % 1.0, "mag": curve["mag"]})
+    a = rm.predict_feh(curve, period)
+    b = rm.predict_feh(phases, period)
+    assert a.value == pytest.approx(b.value, abs=0.01)
+
+
+def test_period_must_be_a_time_quantity(curves):
+    with pytest.raises(u.UnitsError, match="period should be a Quantity in units of time"):
+        rm.predict_feh(curves[0], 0.55)
+    with pytest.raises(u.UnitsError):
+        rm.predict_feh(curves[0], 0.55 * u.m)
+
+
+def test_single_bad_lightcurve_raises_clear_error(stars, curves):
+    short = curves[0][:8]
+    with pytest.raises(LightCurveError, match="usable epochs"):
+        rm.predict_feh(short, stars["pf"][0] * u.day)
+
+
+def test_batch_keeps_going_with_nan_and_warning(stars, curves):
+    batch = [curves[0], curves[1][:5], curves[2]]
+    with pytest.warns(rm.RRLyraeMetallicityWarning, match="1 of 3 light curves"):
+        feh = rm.predict_feh(batch, stars["pf"][:3].quantity)
+    assert np.isfinite(feh.value[[0, 2]]).all() and np.isnan(feh.value[1])
+
+
+def test_mag_column_selection(stars, curves):
+    curve = curves[0].copy()
+    curve.rename_column("mag", "g_mag")
+    expected = rm.predict_feh(curves[0], stars["pf"][0] * u.day)
+    # 'g_mag' and 'mag_error' both have unit mag: ambiguous without mag_column.
+    with pytest.raises(LightCurveError, match="pass mag_column"):
+        rm.predict_feh(curve, stars["pf"][0] * u.day)
+    assert rm.predict_feh(curve, stars["pf"][0] * u.day, mag_column="g_mag").value == pytest.approx(
+        expected.value
+    )
+    curve.remove_column("mag_error")
+    assert rm.predict_feh(curve, stars["pf"][0] * u.day).value == pytest.approx(expected.value)
+    flux = TimeSeries(time=curve.time, data={"flux": np.ones(len(curve)) * u.electron / u.s})
+    with pytest.raises(LightCurveError, match="not magnitudes"):
+        rm.predict_feh(flux, stars["pf"][0] * u.day, mag_column="flux")
+
+
+def test_add_feh_keeps_every_row_in_order(stars, curves):
+    table = stars.copy()
+    lightcurves = {int(s["source_id"]): c for s, c in zip(stars, curves)}
+    # Row 1: light curve too short; row 3: no light curve; row 4: bad period.
+    lightcurves[int(stars["source_id"][1])] = curves[1][:5]
+    del lightcurves[int(stars["source_id"][3])]
+    table["pf"][4] = -1.0
+    out = rm.add_feh(table, lightcurves)
+    assert len(out) == len(table)
+    assert list(out["source_id"]) == list(table["source_id"])
+    assert list(out["feh_status"]) == ["ok", "too_few_epochs", "ok", "no_lightcurve",
+                                       "invalid_period", "ok"]
+    good = out["feh_status"] == "ok"
+    assert np.isfinite(out["feh_phot"][good]).all() and np.isnan(out["feh_phot"][~good]).all()
+    assert out["feh_phot"].unit == u.dex and out["feh_phot_std"].unit == u.dex
+    epoch = Time(2455197.5, stars["epoch_g"][0], format="jd", scale="tcb")
+    expected = rm.predict_feh(curves[0], stars["pf"][0] * u.day, epoch=epoch)
+    assert out["feh_phot"][0] == pytest.approx(expected.value, abs=1e-9)
+    assert "feh_phot" not in table.colnames  # the input is not modified
+
+
+def test_add_feh_with_sequence_and_other_column_names(stars, curves):
+    table = Table({"id": stars["source_id"], "period": stars["pf"]})
+    out = rm.add_feh(table, curves, id_column="id", period_column="period", epoch_column=None)
+    assert (out["feh_status"] == "ok").all()
+    with pytest.raises(ValueError, match="light curves for a table"):
+        rm.add_feh(table, curves[:2], id_column="id", period_column="period")
+    with pytest.raises(KeyError, match="no column 'pf'"):
+        rm.add_feh(table, curves)
