@@ -8,6 +8,7 @@ import argparse
 import os
 import sys
 import tempfile
+import warnings
 from importlib.resources import files
 from pathlib import Path
 
@@ -37,15 +38,32 @@ def write_table_atomically(table, path):
     fmt = _FORMATS.get(path.suffix.lower())
     if fmt is None:
         raise ValueError(f"cannot tell the output format of {path}; use one of {sorted(_FORMATS)}")
+    if fmt == "fits":
+        table = _fits_compatible(table)
     handle, tmp = tempfile.mkstemp(dir=path.parent if str(path.parent) else ".",
                                    prefix=f".{path.name}.", suffix=path.suffix)
     os.close(handle)
     try:
-        table.write(tmp, format=fmt, overwrite=True)
+        with warnings.catch_warnings():
+            # Long metadata keys become HIERARCH cards in FITS: valid, and expected.
+            warnings.filterwarnings("ignore", message=".*HIERARCH card will be created")
+            table.write(tmp, format=fmt, overwrite=True)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+def _fits_compatible(table):
+    """FITS has no 'dex' unit: keep the values, move the unit into the description."""
+    import astropy.units as u
+
+    table = table.copy(copy_data=False)
+    for column in table.itercols():
+        if column.unit == u.dex:
+            column.unit = None
+            column.description = f"[dex] {column.description or ''}".strip()
+    return table
 
 
 def _predict(args):

@@ -1,0 +1,136 @@
+"""Tests of the training module: architecture, weights, folds, CV with resume, export, shipping.
+
+They need the ``train`` extra (TensorFlow, tf2onnx, scikit-learn) and the
+repository's ``training/`` folder on the path; they are skipped otherwise.
+"""
+
+import json
+
+import numpy as np
+import pytest
+from astropy import units as u
+from astropy.table import Table
+
+pytest.importorskip("tensorflow", reason="the training tests need the 'train' extra")
+pytest.importorskip("tf2onnx", reason="the training tests need the 'train' extra")
+training = pytest.importorskip("training", reason="run the tests from the repository root")
+
+from training.architectures import build_gru  # noqa: E402
+from training.cv import TrainingConfig, run_cross_validation, stratified_folds  # noqa: E402
+from training.data import Dataset, density_weights  # noqa: E402
+from training.export import ExportError, export_onnx  # noqa: E402
+from training.metrics import regression_metrics, summarise_folds  # noqa: E402
+from training.ship import ship_run  # noqa: E402
+
+from rrlyrae_metallicity import simulate  # noqa: E402
+from rrlyrae_metallicity.preprocessing import PreprocessingConfig  # noqa: E402
+
+
+def test_gru_parameter_counts_match_the_paper():
+    model = build_gru((80, 2))
+    counts = [layer.count_params() for layer in model.layers if layer.count_params()]
+    assert counts == [1440, 1824, 624, 9]
+
+
+def test_masked_gru_for_the_raw_variant():
+    model = build_gru((60, 2), masked=True)
+    assert any(layer.__class__.__name__ == "Masking" for layer in model.layers)
+    x = np.full((2, 60, 2), -1.0, dtype=np.float32)
+    x[:, :30] = np.random.default_rng(0).normal(size=(2, 30, 2))
+    # Padding beyond the data must not change the output.
+    y1 = np.asarray(model(x, training=False))
+    x[:, 40:] = -1.0
+    np.testing.assert_allclose(np.asarray(model(x, training=False)), y1, atol=1e-6)
+
+
+def test_density_weights_favour_the_tails():
+    rng = np.random.default_rng(1)
+    feh = np.concatenate([rng.normal(-1.4, 0.2, 900), rng.uniform(-2.7, 0, 100)])
+    w = density_weights(feh)
+    assert w.mean() == pytest.approx(1.0)
+    assert w[np.argmin(np.abs(feh + 1.4))] < w[np.argmin(feh)]
+
+
+def test_stratified_folds_are_balanced_and_seeded():
+    feh = np.random.default_rng(2).normal(-1.4, 0.4, 500)
+    folds = stratified_folds(feh, 5, 10, seed=3)
+    assert np.bincount(folds).tolist() == [100] * 5
+    np.testing.assert_array_equal(folds, stratified_folds(feh, 5, 10, seed=3))
+    # Every fold spans the [Fe/H] range.
+    for k in range(5):
+        assert feh[folds == k].min() < -2.0 and feh[folds == k].max() > -0.8
+
+
+def test_metrics_and_summary():
+    m = regression_metrics([0.0, 1.0, 2.0], [0.0, 1.0, 3.0], [1.0, 1.0, 2.0])
+    assert m["rmse"] == pytest.approx(np.sqrt(1 / 3))
+    assert m["mae"] == pytest.approx(1 / 3)
+    assert m["wrmse"] == pytest.approx(np.sqrt(2 / 4))
+    assert m["wmae"] == pytest.approx(2 / 4)
+    assert m["r2"] == pytest.approx(1 - 1 / 2)
+    summary = summarise_folds([m, {k: 2 * v for k, v in m.items()}])
+    assert summary["rmse"]["mean"] == pytest.approx(1.5 * m["rmse"])
+
+
+@pytest.fixture(scope="module")
+def small_dataset():
+    """60 simulated stars, folded, in the layout of the shared training set."""
+    stars = simulate.simulate_stars(60, seed=5)
+    phases, mags = [], []
+    for i, star in enumerate(stars):
+        curve = simulate.simulate_lightcurve(star, n_epochs=30, rng=i)
+        folded = curve.fold(period=star["pf"] * u.day, normalize_phase=True, wrap_phase=1)
+        phases.append(np.asarray(folded.time.value) % 1.0)
+        mags.append(np.asarray(curve["mag"].value))
+    table = Table({"source_id": stars["source_id"], "period": stars["pf"],
+                   "feh": stars["feh_simulated"], "feh_dg22": stars["feh_simulated"] + 0.1,
+                   "n_epochs": [30] * len(stars)})
+    return Dataset(stars=table, phases=phases, mags=mags)
+
+
+def test_cross_validation_resumes_exports_and_ships(tmp_path, small_dataset):
+    config = TrainingConfig(preprocessing=PreprocessingConfig(n_phases=32).to_dict(), n_folds=2,
+                            n_bins=3, max_epochs=2, patience=2, batch_size=32)
+    run_dir = tmp_path / "run"
+    metrics = run_cross_validation(small_dataset, config, run_dir, log=lambda line: None)
+    for key in ("validation", "training", "peer_same_folds", "pooled_out_of_fold"):
+        assert set(metrics[key]) == {"r2", "rmse", "mae", "wrmse", "wmae"}
+    oof = Table.read(run_dir / "oof_predictions.ecsv")
+    assert len(oof) == 60 and np.isfinite(oof["feh_pred"]).all()
+    assert metrics["pooled_peer"]["rmse"] == pytest.approx(0.1)
+
+    # Resuming never retrains a finished fold.
+    stamps = {p: p.stat().st_mtime_ns for p in run_dir.glob("fold_*/member_*.keras")}
+    assert len(stamps) == 2
+    run_cross_validation(small_dataset, config, run_dir, log=lambda line: None)
+    assert stamps == {p: p.stat().st_mtime_ns for p in run_dir.glob("fold_*/member_*.keras")}
+
+    # An interrupted run (a fold without done.json and model) redoes only that fold.
+    (run_dir / "fold_1" / "done.json").unlink()
+    (run_dir / "fold_1" / "member_0.keras").unlink()
+    (run_dir / "fold_1" / "member_0.onnx").unlink()
+    run_cross_validation(small_dataset, config, run_dir, log=lambda line: None)
+    assert (run_dir / "fold_0" / "member_0.keras").stat().st_mtime_ns == stamps[
+        run_dir / "fold_0" / "member_0.keras"]
+    assert (run_dir / "fold_1" / "done.json").exists()
+
+    # Another configuration in the same folder is refused.
+    other = TrainingConfig(**{**config.to_dict(), "learning_rate": 0.1})
+    with pytest.raises(ValueError, match="another configuration"):
+        run_cross_validation(small_dataset, other, run_dir, log=lambda line: None)
+
+    # Shipping writes the members and a manifest with checksums.
+    manifest_path = ship_run(run_dir, "tiny", models_dir=tmp_path / "models", make_default=True)
+    manifest = json.loads(manifest_path.read_text())
+    assert [m["file"] for m in manifest["members"]] == ["fold0_member0.onnx", "fold1_member0.onnx"]
+    assert manifest["preprocessing"]["n_phases"] == 32
+    assert json.loads((tmp_path / "models" / "default.json").read_text()) == {"default": "tiny"}
+
+
+def test_export_fails_loudly_when_onnx_disagrees(tmp_path):
+    model = build_gru((16, 2))
+    x = np.random.default_rng(0).normal(size=(4, 16, 2)).astype(np.float32)
+    assert export_onnx(model, tmp_path / "ok.onnx", x) < 1e-5
+    with pytest.raises(ExportError, match="differs from Keras"):
+        export_onnx(model, tmp_path / "bad.onnx", x, atol=-1.0)
+    assert not (tmp_path / "bad.onnx").exists()
