@@ -1,0 +1,133 @@
+"""Integration tests on the real light curves in ``../shared/data``.
+
+Skipped, with the reason, when the shared data are not beside the repository
+(e.g. on a user's machine).
+"""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from astropy import units as u
+from astropy.table import Table
+from astropy.time import Time
+from astropy.timeseries import TimeSeries
+
+import rrlyrae_metallicity as rm
+from rrlyrae_metallicity.models import load_model
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared" / "data"
+GAIA = SHARED / "gaia_dr2_rrab_g"
+STRIPE82 = SHARED / "sdss_stripe82_rrlyrae"
+RESULTS = REPO / "training" / "results"
+
+needs_gaia = pytest.mark.skipif(not (GAIA / "stars.ecsv").exists(),
+                                reason=f"shared training data not found in {GAIA}")
+needs_stripe82 = pytest.mark.skipif(not (STRIPE82 / "stars.ecsv").exists(),
+                                    reason=f"shared Stripe 82 data not found in {STRIPE82}")
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    model = load_model()
+    results = RESULTS / model.name
+    if not (results / "oof_predictions.ecsv").exists():
+        pytest.skip(f"no recorded training results in {results}")
+    return model, Table.read(results / "oof_predictions.ecsv")
+
+
+@pytest.fixture(scope="module")
+def gaia_inputs(shipped, tmp_path_factory):
+    training = pytest.importorskip("training.data", reason="needs the repository's training/")
+    model, _ = shipped
+    dataset = training.load_dataset(GAIA)
+    inputs, _ = training.preprocess(dataset, model.preprocessing, progress=False,
+                                    cache_dir=tmp_path_factory.mktemp("cache"))
+    return dataset, inputs
+
+
+@needs_gaia
+@pytest.mark.slow
+def test_shipped_models_reproduce_the_recorded_out_of_fold_metrics(shipped, gaia_inputs):
+    model, recorded = shipped
+    dataset, inputs = gaia_inputs
+    assert list(recorded["source_id"]) == list(dataset.stars["source_id"])
+    members = model.predict_members(inputs)
+    folds = np.array([m["fold"] for m in model.manifest["members"]])
+    oof = np.empty(len(dataset))
+    for k in np.unique(folds):
+        held_out = np.asarray(recorded["fold"]) == k
+        oof[held_out] = members[folds == k][:, held_out].mean(axis=0)
+    # ONNX Runtime + the package's pre-processing reproduce the Keras training run.
+    np.testing.assert_allclose(oof, recorded["feh_pred"], atol=1e-4)
+
+    from training.data import density_weights
+    from training.metrics import regression_metrics
+
+    metrics = regression_metrics(dataset.feh, oof, density_weights(dataset.feh))
+    stored = model.manifest["cv_metrics"]["pooled_out_of_fold"]
+    for name in ("rmse", "mae", "r2", "wrmse", "wmae"):
+        assert metrics[name] == pytest.approx(stored[name], abs=1e-4)
+
+
+@needs_gaia
+@pytest.mark.slow
+def test_public_api_matches_the_training_inputs(shipped, gaia_inputs):
+    model, _ = shipped
+    dataset, inputs = gaia_inputs
+    rows = np.arange(0, len(dataset), 40)
+    curves = [Table({"phase": dataset.phases[i], "mag": dataset.mags[i] * u.mag}) for i in rows]
+    api = rm.predict_feh(curves, dataset.periods[rows] * u.day)
+    direct = model.predict_members(inputs[rows]).mean(axis=0)
+    np.testing.assert_allclose(api.value, direct, atol=1e-6)
+
+
+def _stripe82_lightcurves(band="g"):
+    stars = Table.read(STRIPE82 / "stars.ecsv")
+    epochs = Table.read(STRIPE82 / "lightcurves.ecsv")
+    epochs = epochs[epochs["band"] == band]
+    ab = stars[stars["type"] == "ab"]
+    curves = []
+    for star in ab:
+        rows = epochs[epochs["id"] == star["id"]]
+        curves.append(TimeSeries(time=Time(rows["time"], format="mjd"),
+                                 data={"mag": rows["mag"], "mag_error": rows["magerr"]}))
+    return ab, curves
+
+
+@needs_stripe82
+@pytest.mark.parametrize("band", ["g", "r", "i"])
+def test_stripe82_raw_times_give_finite_feh_for_every_rrab(band):
+    ab, curves = _stripe82_lightcurves(band)
+    if band == "i":
+        # The i-band light curve of star 1399304 holds the survey's 99.99 sentinels.
+        assert any((c["mag"].value > 90).any() for c in curves)
+    feh, std = rm.predict_feh(curves, ab["period"].quantity, return_std=True)
+    assert len(feh) == len(ab) == 48
+    assert np.isfinite(feh.value).all() and np.isfinite(std.value).all()
+    assert (feh.value > -4).all() and (feh.value < 1).all()
+
+
+@needs_stripe82
+def test_stripe82_raw_times_and_folded_phases_agree():
+    ab, curves = _stripe82_lightcurves()
+    table = rm.add_feh(Table({"id": ab["id"][:8], "pf": ab["period"][:8]}), curves[:8],
+                       id_column="id", epoch_column=None, mag_column="mag")
+    for star, curve, from_times in zip(ab[:8], curves[:8], table["feh_phot"]):
+        period = star["period"] * u.day
+        folded = curve.fold(period=period, normalize_phase=True, wrap_phase=1)
+        phases = Table({"phase": np.asarray(folded.time.value) % 1.0, "mag": folded["mag"]})
+        from_phases = rm.predict_feh(phases, period)
+        assert from_phases.value == pytest.approx(from_times, abs=1e-6)
+
+
+@needs_gaia
+def test_shipped_manifest_records_the_cv_against_the_peer():
+    model = load_model()
+    metrics = model.manifest["cv_metrics"]
+    assert metrics["n_stars"] == 3772
+    recorded = json.loads((RESULTS / model.name / "metrics.json").read_text())
+    assert recorded["pooled_out_of_fold"] == metrics["pooled_out_of_fold"]
+    assert metrics["pooled_peer"]["rmse"] == pytest.approx(0.1777, abs=1e-3)
