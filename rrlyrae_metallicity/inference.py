@@ -67,6 +67,9 @@ def _magnitudes(lightcurve, mag_column, star):
 
 def _phases(lightcurve, period_days, epoch, star):
     """Phases in [0, 1) of a TimeSeries (raw times) or a Table with a ``phase`` column."""
+    if isinstance(lightcurve, Table) and len(lightcurve) == 0:
+        raise LightCurveError("the light curve is empty (0 epochs, e.g. all transits rejected)",
+                              star=star, status="too_few_epochs")
     if isinstance(lightcurve, TimeSeries) and isinstance(lightcurve.time, Time):
         reference = lightcurve.time[0] if epoch is None else epoch
         if not isinstance(reference, Time):

@@ -562,3 +562,60 @@ def test_fetch_rrlyrae_parameters_remote():
     period = params["pf"][0] if not np.ma.is_masked(params["pf"][0]) else params["p1_o"][0]
     assert 0.2 < period < 1.0
     assert params["pf"].unit == u.day
+
+
+# ---------------------------------------------------------------------------
+# End to end: every layout and format through the CLI gives the same [Fe/H].
+
+NO_PHOTOMETRY = 2000000000000000009
+
+
+@pytest.fixture(scope="module")
+def clean_feh(stars):
+    """[Fe/H] of the good stars predicted from clean TimeSeries built from the truth."""
+    import astropy.units as u
+    from astropy.time import Time
+    from astropy.timeseries import TimeSeries
+
+    from rrlyrae_metallicity import predict_feh
+
+    result = {}
+    for k, star in enumerate(stars):
+        if star["source_id"] == ALL_REJECTED:
+            continue
+        truth = _truth(star)
+        ts = TimeSeries(time=Time(2455197.5, truth["time"], format="jd", scale="tcb"),
+                        data={"mag": truth["mag"] * u.mag})
+        result[star["source_id"]] = predict_feh(ts, (0.5 + 0.07 * k) * u.day).value
+    return result
+
+
+@pytest.mark.parametrize("format", list(FORMATS))
+@pytest.mark.parametrize("layout", list(BUILDERS))
+def test_cli_gives_identical_feh_for_every_layout_and_format(files, stars, clean_feh, layout,
+                                                              format, tmp_path):
+    from rrlyrae_metallicity import add_feh
+    from rrlyrae_metallicity.cli import main
+
+    periods = Table({"source_id": np.array(SOURCE_IDS + [NO_PHOTOMETRY], dtype=np.int64),
+                     "pf": [0.5 + 0.07 * k for k in range(len(SOURCE_IDS))] + [0.6]})
+    periods["pf"].unit = "d"
+    periods_path = tmp_path / "vari_rrlyrae.ecsv"
+    periods.write(periods_path)
+    out = tmp_path / "out.ecsv"
+    assert main(["predict", str(files[layout, format]), "--periods", str(periods_path),
+                 "-o", str(out)]) == 0
+    result = Table.read(out)
+    # Every vari_rrlyrae row is kept, in order, with a status.
+    assert list(result["source_id"]) == list(periods["source_id"])
+    status = dict(zip(result["source_id"], result["feh_status"]))
+    assert status[ALL_REJECTED] == "too_few_epochs"
+    assert status[NO_PHOTOMETRY] == "no_lightcurve"
+    feh = dict(zip(result["source_id"], result["feh_phot"]))
+    assert np.isnan(feh[ALL_REJECTED]) and np.isnan(feh[NO_PHOTOMETRY])
+    for source_id, expected in clean_feh.items():
+        assert status[source_id] == "ok"
+        assert feh[source_id] == pytest.approx(expected, abs=1e-6)
+    # The Python reader gives the same numbers as the CLI.
+    in_memory = add_feh(periods, read_epoch_photometry(files[layout, format]))
+    np.testing.assert_allclose(in_memory["feh_phot"], result["feh_phot"], atol=1e-6)
