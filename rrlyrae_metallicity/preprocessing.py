@@ -19,7 +19,8 @@ The steps (Monti et al. 2024, section 3, with the alignment made explicit):
 4. Find the phase of maximum light (minimum magnitude) on that curve and
    re-align the epochs so that it falls at phase 0. The same rule is applied to
    every light curve, whatever its original phase zero-point, then the spline
-   is fitted again on the re-aligned epochs.
+   is fitted again on the re-aligned epochs and its own maximum taken as the
+   final phase zero.
 5. Resample the curve on ``n_phases`` equally spaced phases and build the two
    input channels of equation 3 of the paper, ``(m - <m>, phase * P)``.
 """
@@ -63,6 +64,12 @@ _VALID_MAG_RANGE = (-5.0, 40.0)
 # Epochs closer than this in phase (cycles; 2e-3 is about 1.5 min for an RRab)
 # are averaged before smoothing.
 _MERGE_TOLERANCE = 2e-3
+# The spline is re-fitted on re-aligned epochs until its maximum moves by less
+# than this (cycles), at most _MAX_REALIGNMENTS times: the epochs repeated
+# across the wrap, and so the GCV penalty, then no longer depend on the phase
+# zero-point of the input.
+_ALIGNMENT_TOLERANCE = 1e-5
+_MAX_REALIGNMENTS = 4
 # Resolution of the grid on which the minimum magnitude is first located,
 # before a bounded scalar minimisation refines it.
 _SEARCH_GRID = 512
@@ -279,22 +286,36 @@ def smooth_lightcurve(phase, mag, n_phases, *, star=None):
         If fewer than `MIN_EPOCHS` usable epochs remain.
     """
     phase, mag, weight = _clean_epochs(phase, mag, star)
-    first = _periodic_spline(phase, mag, weight, star)
-    phase_max = _phase_of_minimum(first)
-
-    aligned = (phase - phase_max) % 1.0
-    order = np.argsort(aligned)
-    aligned, mag, weight = aligned[order], mag[order], weight[order]
-    spline = _periodic_spline(aligned, mag, weight, star)
+    phase_max = _phase_of_minimum(_periodic_spline(phase, mag, weight, star))
+    for attempt in range(_MAX_REALIGNMENTS + 1):
+        aligned = (phase - phase_max) % 1.0
+        order = np.argsort(aligned)
+        x, y, w = aligned[order], mag[order], weight[order]
+        spline = _periodic_spline(x, y, w, star)
+        if attempt == _MAX_REALIGNMENTS:
+            # Two bumps of equal depth keep trading places: keep this fit as it is.
+            shift = 0.0
+            break
+        # The previous fit saw the 0/1 wrap elsewhere, so the maximum of this
+        # one is off by ~1e-4 of a cycle (or, for a flat-topped sparse curve,
+        # sits on another bump).
+        shift = _phase_of_minimum(spline)
+        shift = shift - 1.0 if shift > 0.5 else shift
+        if abs(shift) < _ALIGNMENT_TOLERANCE:
+            break
+        phase_max = (phase_max + shift) % 1.0
+    phase_max = (phase_max + shift) % 1.0
+    x = (x - shift) % 1.0
+    order = np.argsort(x)
 
     grid = np.arange(n_phases) / n_phases
-    grid_mag = spline(grid)
-    # The trapezoid rule on a periodic grid is the exact mean of the resampled
-    # curve; it weights phases evenly whatever the sampling of the epochs.
-    mean_mag = float(np.mean(spline(np.arange(4 * n_phases) / (4 * n_phases))))
+    grid_mag = spline(shift + grid)
+    # The mean of a periodic curve sampled evenly in phase, whatever the
+    # sampling of the epochs.
+    mean_mag = float(np.mean(spline(shift + np.arange(4 * n_phases) / (4 * n_phases))))
     return SmoothedLightCurve(
-        phase=aligned,
-        mag=mag,
+        phase=x[order],
+        mag=y[order],
         grid_phase=grid,
         grid_mag=grid_mag,
         mean_mag=mean_mag,

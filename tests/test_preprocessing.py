@@ -60,10 +60,10 @@ def test_alignment_independent_of_phase_zero_point(epochs):
     phase, mag = epochs
     a = smooth_lightcurve(phase, mag, 80)
     b = smooth_lightcurve(phase + 0.3712, mag, 80)
-    # The first spline sees the wrap at a different place, which moves the
-    # located maximum by ~1e-4 of a cycle: a small fraction of the 0.01 mag noise.
-    np.testing.assert_allclose(a.grid_mag, b.grid_mag, atol=1e-3)
-    assert a.mean_mag == pytest.approx(b.mean_mag, abs=1e-4)
+    np.testing.assert_allclose(a.grid_mag, b.grid_mag, atol=1e-6)
+    assert a.mean_mag == pytest.approx(b.mean_mag, abs=1e-7)
+    offset = (b.phase_of_maximum - a.phase_of_maximum - 0.3712 + 0.5) % 1.0 - 0.5
+    assert offset == pytest.approx(0, abs=1e-7)
 
 
 def test_duplicate_and_near_duplicate_phases_are_merged(epochs):

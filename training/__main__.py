@@ -44,6 +44,9 @@ def _cv_parser(sub):
     p.add_argument("--reduce-lr-patience", type=int, default=0,
                    help="halve the learning rate after this many epochs without "
                         "improvement (0: fixed rate, as in the paper)")
+    p.add_argument("--weight-power", type=float, default=1.0,
+                   help="raise the paper's inverse-density training weights to this power "
+                        "(1: paper, 0: unweighted); metrics always use the paper's weights")
     p.add_argument("--no-export", action="store_true", help="skip the ONNX export")
 
 
@@ -76,7 +79,7 @@ def main(argv=None):
             n_folds=args.folds, seed=args.seed, members_per_fold=args.members_per_fold,
             learning_rate=args.learning_rate, batch_size=args.batch_size,
             max_epochs=args.max_epochs, patience=args.patience,
-            reduce_lr_patience=args.reduce_lr_patience,
+            reduce_lr_patience=args.reduce_lr_patience, weight_power=args.weight_power,
         )
         start = time.perf_counter()
         metrics = run_cross_validation(load_dataset(args.data_dir), config, args.run_dir,
