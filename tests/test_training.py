@@ -134,3 +134,22 @@ def test_export_fails_loudly_when_onnx_disagrees(tmp_path):
     with pytest.raises(ExportError, match="differs from Keras"):
         export_onnx(model, tmp_path / "bad.onnx", x, atol=-1.0)
     assert not (tmp_path / "bad.onnx").exists()
+
+
+def test_readme_table_is_rendered_and_replaced(tmp_path):
+    from training.report import cv_table, update_readme
+
+    metric = {k: {"mean": 0.1, "std": 0.01} for k in ("r2", "rmse", "mae", "wrmse", "wmae")}
+    pooled = {k: 0.1 for k in ("r2", "rmse", "mae", "wrmse", "wmae")}
+    metrics = {"validation": metric, "peer_same_folds": metric, "pooled_out_of_fold": pooled,
+               "pooled_peer": pooled, "config": {"n_folds": 5}, "n_stars": 3772,
+               "wall_time_s": 600.0}
+    table = cv_table(metrics, "gru")
+    assert "| RMSE | 0.1000 ± 0.0100 |" in table and "3772" in table
+    readme = tmp_path / "README.md"
+    readme.write_text("# x\n\n## Accuracy\n\n<!-- CV-TABLE -->\nSTALE\n\n## Retraining\n\nkeep\n")
+    update_readme(readme, metrics, "gru", "python -m training cv")
+    text = readme.read_text()
+    assert "STALE" not in text and "| wMAE |" in text and "## Retraining\n\nkeep" in text
+    update_readme(readme, metrics, "gru", "python -m training cv")
+    assert readme.read_text() == text

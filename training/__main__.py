@@ -90,11 +90,18 @@ def main(argv=None):
                           "pooled_out_of_fold": metrics["pooled_out_of_fold"],
                           "pooled_peer": metrics["pooled_peer"]}, indent=2))
     elif args.command == "ship":
-        from .ship import ship_run
+        from .report import update_readme
+        from .ship import record_results, ship_run
 
-        path = ship_run(args.run_dir, args.name, produced_by=args.produced_by,
-                        make_default=args.default)
+        command = args.produced_by or f"python -m training cv --run-dir {args.run_dir}"
+        path = ship_run(args.run_dir, args.name, produced_by=command, make_default=args.default)
         log.info("shipped %s", path)
+        log.info("results recorded in %s", record_results(args.run_dir, args.name))
+        if args.default:
+            metrics = json.loads((args.run_dir / "metrics.json").read_text())
+            readme = Path(__file__).resolve().parents[1] / "README.md"
+            update_readme(readme, metrics, args.name, command)
+            log.info("README accuracy table updated")
     return 0
 
 

@@ -12,9 +12,14 @@ from astropy.table import Table
 
 from .export import INPUT_NAME, OPSET
 
-__all__ = ["MODELS_DIR", "ship_run"]
+__all__ = ["MODELS_DIR", "RESULTS_DIR", "ship_run", "record_results"]
 
 MODELS_DIR = Path(__file__).resolve().parents[1] / "rrlyrae_metallicity" / "data" / "models"
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+
+# Columns of the out-of-fold table kept in the repository: our predictions only,
+# never the shared data's labels or light curves (joined back on source_id).
+_RECORDED_COLUMNS = ("source_id", "fold", "feh_pred", "amplitude")
 
 TRAINING_DATA = {
     "name": "gaia_dr2_rrab_g",
@@ -121,3 +126,29 @@ def ship_run(run_dir, name, *, produced_by=None, make_default=False, data_dir=No
     if make_default:
         (models_dir / "default.json").write_text(json.dumps({"default": name}, indent=2) + "\n")
     return target / "manifest.json"
+
+
+def record_results(run_dir, name, *, results_dir=RESULTS_DIR):
+    """Keep a run's metrics and out-of-fold predictions in ``training/results/<name>``.
+
+    Parameters
+    ----------
+    run_dir : path-like
+        A finished cross-validation run.
+    name : str
+        Model name.
+    results_dir : path-like
+        Parent folder of the recorded results.
+
+    Returns
+    -------
+    Path
+        The folder written.
+    """
+    run_dir = Path(run_dir)
+    target = Path(results_dir) / name
+    target.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(run_dir / "metrics.json", target / "metrics.json")
+    oof = Table.read(run_dir / "oof_predictions.ecsv")
+    oof[list(_RECORDED_COLUMNS)].write(target / "oof_predictions.ecsv", overwrite=True)
+    return target
