@@ -10,6 +10,7 @@ from astropy.time import Time
 from astropy.timeseries import TimeSeries
 
 from .exceptions import LightCurveError, RRLyraeMetallicityWarning
+from .gaia import GAIA_TIME_ZERO
 from .models import load_model
 from .preprocessing import fold_times, model_input, smooth_lightcurve
 
@@ -18,8 +19,6 @@ __all__ = ["predict_feh", "add_feh", "STATUS_OK"]
 #: Value of the ``feh_status`` column for a star with a prediction.
 STATUS_OK = "ok"
 
-#: Zero-point of Gaia DR3 epoch-photometry times and ``epoch_g``: BJD(TCB) − 2455197.5 d.
-_GAIA_TIME_ZERO = 2455197.5
 
 
 def _period_in_days(period, *, star=None):
@@ -228,7 +227,7 @@ def _epochs(table, epoch_column):
     if isinstance(column, Time):
         return [None if np.ma.is_masked(t.jd) else t for t in column]
     days = _column_values(table, epoch_column, u.day)
-    return [Time(_GAIA_TIME_ZERO, d, format="jd", scale="tcb") if np.isfinite(d) else None
+    return [Time(GAIA_TIME_ZERO, d, format="jd", scale="tcb") if np.isfinite(d) else None
             for d in days]
 
 

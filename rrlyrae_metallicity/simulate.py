@@ -51,6 +51,8 @@ from astropy.time import Time
 from astropy.timeseries import TimeSeries
 from scipy.optimize import minimize_scalar
 
+from .gaia import GAIA_TIME_ZERO
+
 __all__ = [
     "GAIA_TIME_ORIGIN_JD",
     "DR3_TIME_SPAN",
@@ -68,7 +70,7 @@ __all__ = [
 ]
 
 #: JD(TCB) of Gaia's time origin: ``time`` columns hold BJD(TCB) minus this.
-GAIA_TIME_ORIGIN_JD = 2455197.5
+GAIA_TIME_ORIGIN_JD = GAIA_TIME_ZERO
 
 #: First and last day (Gaia time, d) of the Gaia DR3 observations:
 #: 2014-07-25 10:30 to 2017-05-28 08:44 (UTC; TCB differs by about a minute).
