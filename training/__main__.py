@@ -47,6 +47,8 @@ def _cv_parser(sub):
     p.add_argument("--weight-power", type=float, default=1.0,
                    help="raise the paper's inverse-density training weights to this power "
                         "(1: paper, 0: unweighted); metrics always use the paper's weights")
+    p.add_argument("--units", type=int, nargs="+", default=None,
+                   help="units of the recurrent layers (paper's GRU: 20 16 8)")
     p.add_argument("--no-export", action="store_true", help="skip the ONNX export")
 
 
@@ -80,6 +82,7 @@ def main(argv=None):
             learning_rate=args.learning_rate, batch_size=args.batch_size,
             max_epochs=args.max_epochs, patience=args.patience,
             reduce_lr_patience=args.reduce_lr_patience, weight_power=args.weight_power,
+            model_kwargs={"units": args.units} if args.units else {},
         )
         start = time.perf_counter()
         metrics = run_cross_validation(load_dataset(args.data_dir), config, args.run_dir,

@@ -63,6 +63,9 @@ class TrainingConfig:
         Training weights are the paper's inverse-density weights raised to this
         power (1 = paper, 0 = unweighted). The reported wRMSE and wMAE always
         use the paper's weights.
+    model_kwargs : dict
+        Extra keyword arguments of the architecture builder (e.g. ``units``);
+        empty for the paper's architecture.
     """
 
     architecture: str = "gru"
@@ -78,6 +81,7 @@ class TrainingConfig:
     reduce_lr_patience: int = 0
     validation_fraction: float = 0.1
     weight_power: float = 1.0
+    model_kwargs: dict = field(default_factory=dict)
 
     def to_dict(self):
         return asdict(self)
@@ -155,6 +159,7 @@ def _train_member(config, inputs, feh, weights, train_idx, seed, description):
     model = build_model(
         config.architecture, inputs.shape[1:], masked=prep.variant == "raw",
         label_mean=float(np.mean(feh[fit_idx])), label_std=float(np.std(feh[fit_idx])),
+        **config.model_kwargs,
     )
     model.compile(optimizer=keras.optimizers.Adam(config.learning_rate), loss="mse",
                   weighted_metrics=[])
