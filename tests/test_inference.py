@@ -178,3 +178,19 @@ def test_add_feh_with_sequence_and_other_column_names(stars, curves):
         rm.add_feh(table, curves[:2], id_column="id", period_column="period")
     with pytest.raises(KeyError, match="no column 'pf'"):
         rm.add_feh(table, curves)
+
+
+def test_the_inference_package_never_imports_tensorflow():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, astropy.units as u\n"
+        "import rrlyrae_metallicity as rm\n"
+        "from rrlyrae_metallicity import cli, gaia, simulate\n"
+        "star = simulate.simulate_stars(1, seed=1)[0]\n"
+        "rm.predict_feh(simulate.simulate_lightcurve(star, n_epochs=40), star['pf'] * u.day)\n"
+        "print(sorted(m for m in ('tensorflow', 'keras', 'tf2onnx', 'training') if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
