@@ -93,11 +93,12 @@ def _predict(args):
         print(f"wrote {len(result)} rows to {args.output}", file=sys.stderr)
     else:
         shown = [c for c in ("source_id", "pf", "feh_phot", "feh_phot_std", "feh_status",
-                             "feh_simulated") if c in result.colnames]
+                             "feh_domain", "feh_simulated") if c in result.colnames]
         result[shown].pprint(max_lines=-1, max_width=-1)
     n_ok = int((result["feh_status"] == "ok").sum())
-    print(f"[Fe/H] predicted for {n_ok} of {len(result)} stars (model: {result.meta['feh_model']})",
-          file=sys.stderr)
+    n_outside = int((result["feh_domain"] != "").sum())
+    print(f"[Fe/H] predicted for {n_ok} of {len(result)} stars (model: {result.meta['feh_model']}); "
+          f"{n_outside} outside the training domain (see feh_domain)", file=sys.stderr)
     return 0
 
 

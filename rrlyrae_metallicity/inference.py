@@ -95,11 +95,14 @@ def _predict_many(lightcurves, periods, epochs, ensemble, mag_column, stars):
         NaN where a star failed.
     errors : list
         `None` or the `LightCurveError` of each star.
+    domain : list of str
+        Per star, why it lies outside the training domain ("" when inside).
     """
     config = ensemble.preprocessing
     n_stars = len(lightcurves)
     inputs = np.zeros((n_stars, config.sequence_length, 2), dtype=np.float32)
     errors = [None] * n_stars
+    domain = [""] * n_stars
     for i, (curve, period, epoch, star) in enumerate(zip(lightcurves, periods, epochs, stars)):
         try:
             if not (np.isfinite(period) and period > 0):
@@ -107,8 +110,9 @@ def _predict_many(lightcurves, periods, epochs, ensemble, mag_column, stars):
                                       star=star, status="invalid_period")
             phase = _phases(curve, period, epoch, star)
             mag = _magnitudes(curve, mag_column, star)
-            inputs[i] = model_input(smooth_lightcurve(phase, mag, config.n_phases, star=star),
-                                    period, config)
+            curve = smooth_lightcurve(phase, mag, config.n_phases, star=star)
+            inputs[i] = model_input(curve, period, config)
+            domain[i] = _outside_training_domain(ensemble.training_domain, period, curve)
         except LightCurveError as error:
             errors[i] = error
     good = np.array([e is None for e in errors], dtype=bool)
@@ -118,7 +122,21 @@ def _predict_many(lightcurves, periods, epochs, ensemble, mag_column, stars):
         members = ensemble.predict_members(inputs[good])
         feh[good] = members.mean(axis=0)
         std[good] = members.std(axis=0, ddof=1) if len(members) > 1 else 0.0
-    return feh, std, errors
+    return feh, std, errors, domain
+
+
+def _outside_training_domain(domain, period, curve):
+    """Comma-separated reasons why a star lies outside the training set's ranges."""
+    reasons = []
+    checks = (("period", period, domain.get("period_d"), "d"),
+              ("amplitude", curve.amplitude, domain.get("amplitude_mag"), "mag"))
+    for name, value, limits, unit in checks:
+        if limits is not None and not limits[0] <= value <= limits[1]:
+            reasons.append(f"{name} {value:.3g} {unit} outside {limits[0]:.3g}-{limits[1]:.3g}")
+    n_epochs = domain.get("n_epochs")
+    if n_epochs is not None and curve.phase.size < n_epochs[0]:
+        reasons.append(f"{curve.phase.size} epochs, fewer than the {n_epochs[0]} of training")
+    return "; ".join(reasons)
 
 
 def predict_feh(lightcurve, period, *, epoch=None, model="default", return_std=False,
@@ -188,7 +206,7 @@ def predict_feh(lightcurve, period, *, epoch=None, model="default", return_std=F
             )
     ensemble = load_model(model)
     stars = [None] if single else list(range(len(curves)))
-    feh, std, errors = _predict_many(curves, periods, epochs, ensemble, mag_column, stars)
+    feh, std, errors, _ = _predict_many(curves, periods, epochs, ensemble, mag_column, stars)
     failed = [e for e in errors if e is not None]
     if single and failed:
         raise failed[0]
@@ -260,8 +278,11 @@ def add_feh(table, lightcurves, *, id_column="source_id", period_column="pf",
     -------
     `~astropy.table.Table`
         A copy of ``table`` with ``feh_phot`` and ``feh_phot_std`` (dex; NaN
-        where no prediction was made) and ``feh_status`` (``"ok"`` or the
-        reason: ``no_lightcurve``, ``invalid_period``, ``too_few_epochs``, ...).
+        where no prediction was made), ``feh_status`` (``"ok"`` or the
+        reason: ``no_lightcurve``, ``invalid_period``, ``too_few_epochs``, ...)
+        and ``feh_domain`` (empty, or why the star lies outside the training
+        set's period, amplitude or epoch-count range: a prediction is still
+        made, but it is an extrapolation).
     """
     for name in (period_column,) + ((id_column,) if isinstance(lightcurves, Mapping) else ()):
         if name not in table.colnames:
@@ -282,20 +303,25 @@ def add_feh(table, lightcurves, *, id_column="source_id", period_column="pf",
     feh = np.full(len(table), np.nan)
     std = np.full(len(table), np.nan)
     status = np.array(["no_lightcurve"] * len(table), dtype=object)
+    domain = np.array([""] * len(table), dtype=object)
     if present:
-        f, s, errors = _predict_many([curves[i] for i in present], periods[present],
+        f, s, errors, outside = _predict_many([curves[i] for i in present], periods[present],
                                      [epochs[i] for i in present], ensemble, mag_column,
                                      [_plain(ids[i]) for i in present])
         feh[present], std[present] = f, s
         status[present] = [STATUS_OK if e is None else e.status for e in errors]
+        domain[present] = outside
 
     out = table.copy()
     out["feh_phot"] = feh * u.dex
     out["feh_phot_std"] = std * u.dex
     out["feh_status"] = status.astype(str)
+    out["feh_domain"] = domain.astype(str)
     out["feh_phot"].description = f"photometric [Fe/H], mean of the {ensemble.name} ensemble"
     out["feh_phot_std"].description = "standard deviation of the ensemble members' predictions"
     out["feh_status"].description = "'ok', or why no [Fe/H] was predicted"
+    out["feh_domain"].description = ("empty, or why the star lies outside the period, amplitude "
+                                     "or epoch-count range of the training set")
     out.meta["feh_model"] = ensemble.name
     return out
 

@@ -194,3 +194,14 @@ def test_the_inference_package_never_imports_tensorflow():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_add_feh_flags_stars_outside_the_training_domain(stars, curves):
+    domain = load_model().training_domain
+    table = stars[:3].copy()
+    table["pf"][1] = domain["period_d"][1] * 1.5
+    out = rm.add_feh(table, curves[:3], epoch_column=None)
+    assert list(out["feh_status"]) == ["ok"] * 3
+    assert out["feh_domain"][0] == "" and out["feh_domain"][2] == ""
+    assert out["feh_domain"][1].startswith("period")
+    assert np.isfinite(out["feh_phot"]).all()
