@@ -49,6 +49,9 @@ def _cv_parser(sub):
                         "(1: paper, 0: unweighted); metrics always use the paper's weights")
     p.add_argument("--units", type=int, nargs="+", default=None,
                    help="units of the recurrent layers (paper's GRU: 20 16 8)")
+    p.add_argument("--only-folds", type=int, nargs="+", default=None,
+                   help="train only these folds (to share a run between processes or "
+                        "machines); run again without it to assemble the metrics")
     p.add_argument("--no-export", action="store_true", help="skip the ONNX export")
 
 
@@ -86,9 +89,11 @@ def main(argv=None):
         )
         start = time.perf_counter()
         metrics = run_cross_validation(load_dataset(args.data_dir), config, args.run_dir,
-                                       export=not args.no_export, log=log.info)
-        log.info("finished in %.0f s (this invocation); metrics in %s",
-                 time.perf_counter() - start, args.run_dir / "metrics.json")
+                                       export=not args.no_export, log=log.info,
+                                       only_folds=args.only_folds)
+        log.info("finished in %.0f s (this invocation)", time.perf_counter() - start)
+        if metrics is None:
+            return 0
         print(json.dumps({"validation": metrics["validation"],
                           "pooled_out_of_fold": metrics["pooled_out_of_fold"],
                           "pooled_peer": metrics["pooled_peer"]}, indent=2))

@@ -183,7 +183,7 @@ def _predict(model, inputs):
     return np.asarray(model.predict(inputs, batch_size=4096, verbose=0)).ravel()
 
 
-def run_cross_validation(dataset, config, run_dir, *, export=True, log=print):
+def run_cross_validation(dataset, config, run_dir, *, export=True, log=print, only_folds=None):
     """Cross-validate ``config`` on ``dataset``, resuming from ``run_dir``.
 
     Parameters
@@ -196,10 +196,13 @@ def run_cross_validation(dataset, config, run_dir, *, export=True, log=print):
         Export every member to ONNX and verify it against Keras.
     log : callable
         Receives one line of text per step.
+    only_folds : sequence of int, optional
+        Train only these folds (e.g. in a second process sharing ``run_dir``)
+        and return `None`; a later call without it assembles the metrics.
 
     Returns
     -------
-    dict
+    dict or None
         The content of ``metrics.json``.
     """
     import keras
@@ -229,6 +232,8 @@ def run_cross_validation(dataset, config, run_dir, *, export=True, log=print):
     oof = np.full((len(dataset), config.members_per_fold), np.nan)
     per_fold_val, per_fold_train = [], []
     for k in range(config.n_folds):
+        if only_folds is not None and k not in only_folds:
+            continue
         fold_dir = run_dir / f"fold_{k}"
         fold_dir.mkdir(exist_ok=True)
         test_idx = np.flatnonzero(folds == k)
@@ -277,6 +282,8 @@ def run_cross_validation(dataset, config, run_dir, *, export=True, log=print):
         log(f"fold {k}: validation RMSE {val_metrics['rmse']:.4f} MAE {val_metrics['mae']:.4f} "
             f"(peer on the same stars: RMSE {peer_metrics['rmse']:.4f} MAE {peer_metrics['mae']:.4f})")
 
+    if only_folds is not None:
+        return None
     prediction = oof.mean(axis=1)
     peer_per_fold = [regression_metrics(feh[folds == k], dataset.feh_peer[folds == k],
                                         weights[folds == k]) for k in range(config.n_folds)]
