@@ -166,7 +166,8 @@ def test_add_feh_keeps_every_row_in_order(stars, curves):
     assert out["feh_phot"].unit == u.dex and out["feh_phot_std"].unit == u.dex
     epoch = Time(2455197.5, stars["epoch_g"][0], format="jd", scale="tcb")
     expected = rm.predict_feh(curves[0], stars["pf"][0] * u.day, epoch=epoch)
-    assert out["feh_phot"][0] == pytest.approx(expected.value, abs=1e-9)
+    # Same star, same members; a batch of 6 and a batch of 1 differ only in float32 rounding.
+    assert out["feh_phot"][0] == pytest.approx(expected.value, abs=1e-6)
     assert "feh_phot" not in table.colnames  # the input is not modified
 
 
