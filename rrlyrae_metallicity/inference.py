@@ -12,7 +12,7 @@ from astropy.timeseries import TimeSeries
 from .exceptions import LightCurveError, RRLyraeMetallicityWarning
 from .gaia import GAIA_TIME_ZERO
 from .models import load_model
-from .preprocessing import fold_times, model_input, smooth_lightcurve
+from .preprocessing import fold_times, prepare_inputs
 
 __all__ = ["predict_feh", "add_feh", "STATUS_OK"]
 
@@ -76,7 +76,7 @@ def _phases(lightcurve, period_days, epoch, star):
         # Time - Time is a two-part TimeDelta: days since the epoch keep their
         # precision even 10 years away from it.
         elapsed = (lightcurve.time - reference).to_value(u.day)
-        return fold_times(elapsed, period_days)
+        return fold_times(elapsed, period_days, star=star)
     if isinstance(lightcurve, Table) and "phase" in lightcurve.colnames:
         phase = lightcurve["phase"]
         return np.asarray(phase.value if isinstance(phase, u.Quantity) else phase, dtype=float)
@@ -98,23 +98,30 @@ def _predict_many(lightcurves, periods, epochs, ensemble, mag_column, stars):
     domain : list of str
         Per star, why it lies outside the training domain ("" when inside).
     """
-    config = ensemble.preprocessing
     n_stars = len(lightcurves)
-    inputs = np.zeros((n_stars, config.sequence_length, 2), dtype=np.float32)
-    errors = [None] * n_stars
-    domain = [""] * n_stars
+    phases, mags, errors = [], [], [None] * n_stars
     for i, (curve, period, epoch, star) in enumerate(zip(lightcurves, periods, epochs, stars)):
         try:
-            if not (np.isfinite(period) and period > 0):
-                raise LightCurveError(f"period must be positive and finite, got {period} d",
-                                      star=star, status="invalid_period")
-            phase = _phases(curve, period, epoch, star)
-            mag = _magnitudes(curve, mag_column, star)
-            curve = smooth_lightcurve(phase, mag, config.n_phases, star=star)
-            inputs[i] = model_input(curve, period, config)
-            domain[i] = _outside_training_domain(ensemble.training_domain, period, curve)
+            phases.append(_phases(curve, period, epoch, star))
+            mags.append(_magnitudes(curve, mag_column, star))
         except LightCurveError as error:
             errors[i] = error
+            phases.append(np.empty(0))
+            mags.append(np.empty(0))
+    readable = [i for i in range(n_stars) if errors[i] is None]
+    inputs = np.zeros((n_stars, ensemble.preprocessing.sequence_length, 2), dtype=np.float32)
+    domain = [""] * n_stars
+    prepared, smoothed, failures = prepare_inputs(
+        [phases[i] for i in readable], [mags[i] for i in readable],
+        [periods[i] for i in readable], ensemble.preprocessing,
+        stars=[stars[i] for i in readable],
+    )
+    for j, i in enumerate(readable):
+        errors[i] = failures[j]
+        if failures[j] is None:
+            inputs[i] = prepared[j]
+            domain[i] = _outside_training_domain(ensemble.training_domain, periods[i],
+                                                 smoothed[j])
     good = np.array([e is None for e in errors], dtype=bool)
     feh = np.full(n_stars, np.nan)
     std = np.full(n_stars, np.nan)

@@ -38,6 +38,7 @@ __all__ = [
     "MIN_EPOCHS",
     "PreprocessingConfig",
     "SmoothedLightCurve",
+    "check_period",
     "fold_times",
     "smooth_lightcurve",
     "model_input",
@@ -150,7 +151,14 @@ class SmoothedLightCurve:
         return float(np.ptp(self.grid_mag))
 
 
-def fold_times(time, period, epoch=None):
+def check_period(period, *, star=None):
+    """Raise `LightCurveError` (status ``invalid_period``) unless 0 < period < inf."""
+    if not (np.isfinite(period) and period > 0):
+        raise LightCurveError(f"period must be a positive finite number of days, got {period}",
+                              star=star, status="invalid_period")
+
+
+def fold_times(time, period, epoch=None, *, star=None):
     """Fold observation times into phases in [0, 1).
 
     Parameters
@@ -162,12 +170,20 @@ def fold_times(time, period, epoch=None):
     epoch : float, optional
         Time of maximum light, in the same system as ``time``. Without it,
         phase zero is arbitrary; `smooth_lightcurve` re-aligns it anyway.
+    star : object, optional
+        Identifier used in error messages.
 
     Returns
     -------
     phase : ndarray
         ``frac((time - epoch) / period)``.
+
+    Raises
+    ------
+    LightCurveError
+        If the period is not positive and finite.
     """
+    check_period(period, star=star)
     time = np.asarray(time, dtype=float)
     reference = 0.0 if epoch is None else float(epoch)
     # Subtract a reference near the data before dividing, so that the phase of
@@ -388,12 +404,7 @@ def prepare_inputs(phases, mags, periods, config, *, stars=None):
     smoothed, errors = [], []
     for i, (phase, mag, period, star) in enumerate(zip(phases, mags, periods, stars)):
         try:
-            if not (np.isfinite(period) and period > 0):
-                raise LightCurveError(
-                    f"period must be a positive finite number of days, got {period}",
-                    star=star,
-                    status="invalid_period",
-                )
+            check_period(period, star=star)
             curve = smooth_lightcurve(phase, mag, config.n_phases, star=star)
         except LightCurveError as error:
             smoothed.append(None)

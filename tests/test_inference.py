@@ -155,7 +155,7 @@ def test_add_feh_keeps_every_row_in_order(stars, curves):
     # Row 1: light curve too short; row 3: no light curve; row 4: bad period.
     lightcurves[int(stars["source_id"][1])] = curves[1][:5]
     del lightcurves[int(stars["source_id"][3])]
-    table["pf"][4] = -1.0
+    table["pf"][4] = 0.0
     out = rm.add_feh(table, lightcurves)
     assert len(out) == len(table)
     assert list(out["source_id"]) == list(table["source_id"])

@@ -141,3 +141,10 @@ def test_prepare_inputs_reports_per_star_errors(epochs):
 def test_config_rejects_unknown_variant():
     with pytest.raises(ValueError, match="variant must be one of"):
         PreprocessingConfig(variant="fourier")
+
+
+@pytest.mark.parametrize("period", [0.0, -0.5, np.nan, np.inf])
+def test_fold_times_rejects_bad_periods(period):
+    with pytest.raises(LightCurveError, match="positive finite") as info:
+        fold_times([1.0, 2.0], period, star=7)
+    assert info.value.status == "invalid_period" and "star 7" in str(info.value)
