@@ -241,6 +241,7 @@ def run_cross_validation(dataset, config, run_dir, *, export=True, log=print, on
         done = fold_dir / "done.json"
         if done.exists():
             log(f"fold {k}: already complete, loading")
+        train_preds = []
         for s in range(config.members_per_fold):
             member_path = fold_dir / f"member_{s}.keras"
             if member_path.exists():
@@ -261,6 +262,7 @@ def run_cross_validation(dataset, config, run_dir, *, export=True, log=print, on
                 log(f"fold {k}: member {s} trained in {wall:.0f} s, "
                     f"{len(history['loss'])} epochs, best val loss {min(history['val_loss']):.4f}")
             oof[test_idx, s] = _predict(model, inputs[test_idx])
+            train_preds.append(_predict(model, inputs[train_idx]))
             if export:
                 onnx_path = fold_dir / f"member_{s}.onnx"
                 if not onnx_path.exists():
@@ -268,9 +270,7 @@ def run_cross_validation(dataset, config, run_dir, *, export=True, log=print, on
 
                     diff = export_onnx(model, onnx_path, inputs[test_idx])
                     log(f"fold {k}: member {s} exported to ONNX, max |ONNX - Keras| = {diff:.2e} dex")
-        member_preds = [_predict(keras.models.load_model(fold_dir / f"member_{s}.keras"),
-                                 inputs[train_idx]) for s in range(config.members_per_fold)]
-        train_pred = np.mean(member_preds, axis=0)
+        train_pred = np.mean(train_preds, axis=0)
         val_metrics = regression_metrics(feh[test_idx], oof[test_idx].mean(axis=1), weights[test_idx])
         train_metrics = regression_metrics(feh[train_idx], train_pred, weights[train_idx])
         peer_metrics = regression_metrics(feh[test_idx], dataset.feh_peer[test_idx], weights[test_idx])
