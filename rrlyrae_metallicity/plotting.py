@@ -1,0 +1,243 @@
+"""Plots of light curves and of predicted against reference metallicities.
+
+Matplotlib is optional: install it with the ``plot`` extra,
+``pip install "rrlyrae_metallicity[plot]"``. It is imported only when a
+function of this module is called.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from astropy import units as u
+from astropy.table import Table
+
+from .inference import _magnitudes, _period_in_days, _phases, predict_feh
+from .models import load_model
+from .preprocessing import prepare_inputs
+
+__all__ = ["plot_lightcurve", "plot_true_vs_pred"]
+
+
+def _pyplot():
+    try:
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise ImportError(
+            "rrlyrae_metallicity.plotting needs matplotlib; install it with "
+            'pip install "rrlyrae_metallicity[plot]"'
+        ) from None
+    return plt
+
+
+def plot_lightcurve(
+    lightcurve: Table,
+    period: u.Quantity,
+    *,
+    epoch=None,
+    model: str = "default",
+    mag_column: str | None = None,
+    n_cycles: int = 2,
+    label: str | None = None,
+    ax=None,
+):
+    """Plot a folded light curve, its smoothed curve and its predicted [Fe/H].
+
+    The light curve goes through the package's own pre-processing
+    (`~rrlyrae_metallicity.preprocessing.prepare_inputs` with the model's
+    parameters), so the plot shows what the model sees: the epochs folded
+    and aligned on maximum light, and the smoothing spline resampled on the
+    model's phase grid.
+
+    Parameters
+    ----------
+    lightcurve : `~astropy.timeseries.TimeSeries` or `~astropy.table.Table`
+        Raw times and magnitudes, or a table with a ``phase`` column (already
+        folded), as accepted by `~rrlyrae_metallicity.predict_feh`.
+    period : `~astropy.units.Quantity` ['time']
+        Pulsation period.
+    epoch : `~astropy.time.Time`, optional
+        Passed to `~rrlyrae_metallicity.predict_feh`; phase zero is re-derived
+        from the light curve anyway.
+    model : str
+        ``"default"`` or a name from `~rrlyrae_metallicity.available_models`.
+    mag_column : str, optional
+        Name of the magnitude column (default: ``mag``, or the one column in
+        mag units).
+    n_cycles : int
+        Number of pulsation cycles drawn side by side (the epochs and the
+        curve are repeated), so that the rise to maximum is seen whole.
+    label : str, optional
+        Name of the star, put in front of the title.
+    ax : `matplotlib.axes.Axes`, optional
+        Axes to draw on; a new figure is made by default.
+
+    Returns
+    -------
+    ax : `matplotlib.axes.Axes`
+        The axes, magnitude axis inverted (brighter up), with the predicted
+        ``[Fe/H] = value ± std dex`` in its title.
+
+    Raises
+    ------
+    rrlyrae_metallicity.exceptions.LightCurveError
+        If the light curve cannot be processed (too few epochs, ...).
+    ImportError
+        If matplotlib is not installed.
+
+    Examples
+    --------
+    >>> import astropy.units as u
+    >>> from rrlyrae_metallicity import simulate
+    >>> from rrlyrae_metallicity.plotting import plot_lightcurve
+    >>> star = simulate.simulate_stars(1, seed=3)[0]
+    >>> lc = simulate.simulate_lightcurve(star, n_epochs=45, rng=3)
+    >>> ax = plot_lightcurve(lc, star["pf"] * u.day)
+    >>> ax.get_title().startswith("[Fe/H] =")
+    True
+    """
+    plt = _pyplot()
+    if n_cycles < 1:
+        raise ValueError(f"n_cycles must be at least 1, not {n_cycles}")
+    period_days = _period_in_days(period)
+    phase = _phases(lightcurve, period_days, epoch, label)
+    mag = _magnitudes(lightcurve, mag_column, label)
+    config = load_model(model).preprocessing
+    _, (smoothed,), (error,) = prepare_inputs([phase], [mag], [period_days], config,
+                                              stars=[label])
+    if error is not None:
+        raise error
+    feh, feh_std = predict_feh(lightcurve, period, epoch=epoch, model=model, return_std=True,
+                               mag_column=mag_column)
+
+    # Every finite epoch, on the aligned phase scale of the smoothed curve
+    # (the pre-processing merges epochs that share a phase; the plot does not).
+    good = np.isfinite(phase) & np.isfinite(mag)
+    aligned = (phase[good] - smoothed.phase_of_maximum) % 1.0
+    cycles = np.arange(n_cycles)
+    epoch_phase = (aligned[None, :] + cycles[:, None]).ravel()
+    epoch_mag = np.tile(mag[good], n_cycles)
+    grid = np.append(smoothed.grid_phase, 1.0)
+    curve = np.append(smoothed.grid_mag, smoothed.grid_mag[0])
+    curve_phase = np.concatenate([grid + k for k in cycles])
+    curve_mag = np.tile(curve, n_cycles)
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6.4, 4.0))
+    ax.plot(epoch_phase, epoch_mag, "o", ms=4, color="0.3", label=f"{good.sum()} epochs")
+    ax.plot(curve_phase, curve_mag, "-", color="C3", lw=1.5,
+            label=f"smoothed ({config.n_phases} phases)")
+    if not ax.yaxis_inverted():
+        ax.invert_yaxis()
+    ax.set_xlabel("phase (maximum light at 0)")
+    ax.set_ylabel("magnitude [mag]")
+    value = feh.to_value(u.dex)
+    spread = feh_std.to_value(u.dex)
+    title = (f"[Fe/H] = {value:.2f} ± {spread:.2f} dex "
+             f"(P = {period_days:.4f} d)")
+    ax.set_title(f"{label}: {title}" if label else title)
+    ax.legend(loc="best", fontsize="small")
+    return ax
+
+
+def plot_true_vs_pred(
+    true,
+    pred,
+    *,
+    pred_std=None,
+    ax=None,
+    residual_ax=None,
+    residuals: bool = True,
+    label: str = "predicted",
+):
+    """Plot predicted against reference [Fe/H], with the 1:1 line and the residuals.
+
+    Parameters
+    ----------
+    true, pred : array-like or `~astropy.units.Quantity` ['dex']
+        Reference and predicted [Fe/H] of the same stars, in dex. Pairs with a
+        non-finite value (stars that could not be processed) are left out.
+    pred_std : array-like or `~astropy.units.Quantity` ['dex'], optional
+        Uncertainty of each prediction, drawn as error bars.
+    ax : `matplotlib.axes.Axes`, optional
+        Axes of the scatter plot.
+    residual_ax : `matplotlib.axes.Axes`, optional
+        Axes of the histogram of ``pred - true``. When neither axes is given,
+        a new figure with both side by side is made.
+    residuals : bool
+        Draw the residual histogram (in ``residual_ax``, or in a new figure).
+    label : str
+        Legend label of the points.
+
+    Returns
+    -------
+    ax : `matplotlib.axes.Axes`
+        The scatter plot; its title gives N, the RMSE and the mean offset.
+    residual_ax : `matplotlib.axes.Axes` or None
+        The residual histogram, or `None` when ``residuals`` is false.
+
+    Raises
+    ------
+    ValueError
+        If ``true`` and ``pred`` differ in length or no finite pair is left.
+    ImportError
+        If matplotlib is not installed.
+    """
+    plt = _pyplot()
+    true, pred = _dex(true, "true"), _dex(pred, "pred")
+    std = None if pred_std is None else _dex(pred_std, "pred_std")
+    if true.shape != pred.shape or (std is not None and std.shape != pred.shape):
+        raise ValueError(
+            f"true, pred (and pred_std) must have the same length; got {true.size}, {pred.size}"
+            + ("" if std is None else f" and {std.size}")
+        )
+    keep = np.isfinite(true) & np.isfinite(pred)
+    if not keep.any():
+        raise ValueError("no star has both a finite reference and a finite predicted [Fe/H]")
+    true, pred = true[keep], pred[keep]
+    std = None if std is None else std[keep]
+    error = pred - true
+    rmse = float(np.sqrt(np.mean(error**2)))
+    bias = float(np.mean(error))
+
+    if ax is None and residual_ax is None:
+        _, axes = plt.subplots(1, 2 if residuals else 1, figsize=(10 if residuals else 5, 4.4),
+                               squeeze=False)
+        ax = axes[0, 0]
+        residual_ax = axes[0, 1] if residuals else None
+        ax.figure.set_layout_engine("tight")
+    elif ax is None:
+        _, ax = plt.subplots(figsize=(5, 4.4))
+    elif residuals and residual_ax is None:
+        _, residual_ax = plt.subplots(figsize=(5, 4.4))
+
+    low = min(true.min(), pred.min()) - 0.1
+    high = max(true.max(), pred.max()) + 0.1
+    ax.plot([low, high], [low, high], "--", color="0.5", lw=1, label="1:1")
+    if std is None:
+        ax.plot(true, pred, "o", ms=3, alpha=0.7, color="C0", label=label)
+    else:
+        ax.errorbar(true, pred, yerr=std, fmt="o", ms=3, alpha=0.7, color="C0", label=label)
+    ax.set_xlim(low, high)
+    ax.set_ylim(low, high)
+    ax.set_aspect("equal")
+    ax.set_xlabel("reference [Fe/H] [dex]")
+    ax.set_ylabel("predicted [Fe/H] [dex]")
+    ax.set_title(f"N = {true.size}, RMSE = {rmse:.3f} dex, offset = {bias:+.3f} dex")
+    ax.legend(loc="upper left", fontsize="small")
+
+    if residuals:
+        residual_ax.hist(error, bins="auto", color="C0", alpha=0.8)
+        residual_ax.axvline(0.0, color="0.5", ls="--", lw=1)
+        residual_ax.set_xlabel("predicted - reference [Fe/H] [dex]")
+        residual_ax.set_ylabel("stars")
+        residual_ax.set_title(f"residuals: std = {np.std(error):.3f} dex")
+    return ax, residual_ax if residuals else None
+
+
+def _dex(values, name):
+    """Values in dex as a 1-D float array (plain numbers are taken as dex)."""
+    if isinstance(values, u.Quantity):
+        if values.unit != u.dex and values.unit != u.dimensionless_unscaled:
+            raise u.UnitsError(f"{name} should be in dex, not {values.unit}")
+        values = values.value
+    return np.atleast_1d(np.asarray(values, dtype=float)).ravel()
