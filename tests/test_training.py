@@ -15,7 +15,7 @@ pytest.importorskip("tensorflow", reason="the training tests need the 'train' ex
 pytest.importorskip("tf2onnx", reason="the training tests need the 'train' extra")
 training = pytest.importorskip("training", reason="run the tests from the repository root")
 
-from training.architectures import build_gru  # noqa: E402
+from training.architectures import ARCHITECTURES, build_gru, build_model  # noqa: E402
 from training.cv import TrainingConfig, run_cross_validation, stratified_folds  # noqa: E402
 from training.data import Dataset, density_weights  # noqa: E402
 from training.export import ExportError, export_onnx  # noqa: E402
@@ -32,15 +32,94 @@ def test_gru_parameter_counts_match_the_paper():
     assert counts == [1440, 1824, 624, 9]
 
 
-def test_masked_gru_for_the_raw_variant():
-    model = build_gru((60, 2), masked=True)
+# Parameter counts from the layer formulas, so that a wrong layer shows up.
+def _conv(c_in, c_out, k, bias=True):
+    return c_in * k * c_out + (c_out if bias else 0)
+
+
+def _bn(c):
+    return 4 * c
+
+
+def _lstm(c_in, u):
+    return 4 * (u * (c_in + u) + u)
+
+
+def _gru(c_in, u):  # reset_after=True, Keras' default
+    return 3 * (u * (c_in + u) + 2 * u)
+
+
+def _fcn_body():
+    return (_conv(2, 128, 8) + _bn(128) + _conv(128, 256, 5) + _bn(256)
+            + _conv(256, 128, 3) + _bn(128))
+
+
+def _resnet_count():
+    total, c_in = 0, 2
+    for c in (64, 128, 128):
+        total += _conv(c_in, c, 8) + _conv(c, c, 5) + _conv(c, c, 3) + 3 * _bn(c)
+        total += (_conv(c_in, c, 1) if c_in != c else 0) + _bn(c)
+        c_in = c
+    return total + 129
+
+
+def _inception_count():
+    total, c_in, residual_in = 0, 2, 2
+    for d in range(6):
+        bottleneck = _conv(c_in, 32, 1, bias=False) if c_in > 1 else 0
+        c_mid = 32 if c_in > 1 else c_in
+        total += bottleneck + sum(_conv(c_mid, 32, k, bias=False) for k in (40, 20, 10))
+        total += _conv(c_in, 32, 1, bias=False) + _bn(128)
+        c_in = 128
+        if d % 3 == 2:
+            total += _conv(residual_in, 128, 1, bias=False) + _bn(128)
+            residual_in = 128
+    return total + 129
+
+
+EXPECTED_PARAMETERS = {
+    "fcn": _fcn_body() + 129,
+    "resnet": _resnet_count(),
+    "inception": _inception_count(),
+    "lstm": _lstm(2, 20) + _lstm(20, 16) + _lstm(16, 8) + 9,
+    "bilstm": 2 * (_lstm(2, 20) + _lstm(40, 16) + _lstm(32, 8)) + 17,
+    "gru": _gru(2, 20) + _gru(20, 16) + _gru(16, 8) + 9,
+    "bigru": 2 * (_gru(2, 20) + _gru(40, 16) + _gru(32, 8)) + 17,
+    "convlstm": _fcn_body() + _lstm(128, 8) + _lstm(8, 4) + 5,
+    "convgru": _fcn_body() + _gru(128, 8) + _gru(8, 4) + 5,
+}
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED_PARAMETERS))
+def test_architecture_shape_and_parameter_count(name):
+    model = build_model(name, (80, 2), label_mean=-1.4, label_std=0.5)
+    assert model.count_params() == EXPECTED_PARAMETERS[name]
+    x = np.random.default_rng(0).normal(size=(3, 80, 2)).astype(np.float32)
+    assert tuple(model(x, training=False).shape) == (3, 1)
+    # Raw-variant inputs are shorter or longer than N and padded; every model accepts them.
+    assert tuple(build_model(name, (57, 2), masked=True)(x[:, :57]).shape) == (3, 1)
+
+
+def test_architecture_registry_is_the_contract():
+    assert set(ARCHITECTURES) == {"fcn", "resnet", "inception", "lstm", "bilstm", "gru",
+                                  "bigru", "convlstm", "convgru"}
+    with pytest.raises(ValueError, match="architecture must be one of"):
+        build_model("transformer", (80, 2))
+    with pytest.raises(ValueError, match="not both"):
+        build_model("gru", (80, 2), kernel_l1=1e-5, kernel_l2=1e-5)
+
+
+@pytest.mark.parametrize("name", ["lstm", "bilstm", "gru", "bigru"])
+def test_masked_recurrent_models_ignore_the_padding(name):
+    model = build_model(name, (None, 2), masked=True)
     assert any(layer.__class__.__name__ == "Masking" for layer in model.layers)
-    x = np.full((2, 60, 2), -1.0, dtype=np.float32)
-    x[:, :30] = np.random.default_rng(0).normal(size=(2, 30, 2))
-    # Padding beyond the data must not change the output.
-    y1 = np.asarray(model(x, training=False))
-    x[:, 40:] = -1.0
-    np.testing.assert_allclose(np.asarray(model(x, training=False)), y1, atol=1e-6)
+    data = np.random.default_rng(0).normal(size=(2, 30, 2)).astype(np.float32)
+    padded = np.full((2, 60, 2), -1.0, dtype=np.float32)
+    padded[:, :30] = data
+    # A padded light curve gives what the unpadded one gives, in both
+    # directions of a bidirectional layer.
+    np.testing.assert_allclose(np.asarray(model(padded, training=False)),
+                               np.asarray(model(data, training=False)), atol=1e-6)
 
 
 def test_density_weights_favour_the_tails():
