@@ -43,6 +43,7 @@ __all__ = [
     "LAYOUTS",
     "detect_layout",
     "read_epoch_photometry",
+    "iter_epoch_photometry",
     "read_rrlyrae_parameters",
     "fetch_epoch_photometry",
     "fetch_rrlyrae_parameters",
@@ -95,7 +96,9 @@ _FORMAT_BY_SUFFIX = {
     ".fits": "fits",
     ".fit": "fits",
     ".fts": "fits",
+    ".parquet": "parquet",
 }
+_OPENERS = {".gz": "gzip", ".bz2": "bz2", ".xz": "lzma"}
 _COMPRESSION_SUFFIXES = (".gz", ".bz2", ".xz")
 
 # Tokens that archive CSV/ECSV files and astropy use for a missing value.
@@ -210,6 +213,18 @@ def read_epoch_photometry(
     precision is lost.
     """
     table = _read_table(source, format)
+    return {sid: _make_timeseries(values) for sid, values in _source_arrays(table).items()}
+
+
+def _source_arrays(table):
+    """Accepted G transits of each source as arrays, in order of first appearance.
+
+    Returns
+    -------
+    dict of int to dict of str to ndarray
+        ``time`` (Gaia days), ``mag`` and the optional quantities of each
+        source, in file order (not yet sorted by time).
+    """
     layout = detect_layout(table)
     names = _column_lookup(table)
     wanted = _COLUMNS[layout]
@@ -229,6 +244,176 @@ def read_epoch_photometry(
         return _read_tap(table, columns, rejects)
     band = names["band"] if layout == "long" else None
     return _read_rows(table, columns, rejects, band_column=band)
+
+
+def iter_epoch_photometry(
+    source: str | os.PathLike | Table,
+    *,
+    chunk_size: int = 10_000,
+    format: str | None = None,
+    block_rows: int = 200_000,
+) -> Iterator[dict[int, TimeSeries]]:
+    """Read Gaia epoch photometry a chunk of sources at a time.
+
+    Parameters
+    ----------
+    source : str, path-like or `~astropy.table.Table`
+        As for `read_epoch_photometry`.
+    chunk_size : int, optional
+        Number of sources per chunk (the last chunk may hold fewer).
+    format : str, optional
+        As for `read_epoch_photometry`.
+    block_rows : int, optional
+        Rows read from the file at a time.
+
+    Yields
+    ------
+    light_curves : dict of int to `~astropy.timeseries.TimeSeries`
+        The next ``chunk_size`` sources, in order of first appearance, each
+        exactly as `read_epoch_photometry` would return it.
+
+    Raises
+    ------
+    rrlyrae_metallicity.exceptions.InputFormatError
+        As `read_epoch_photometry`, or when the rows of a source are split by
+        rows of other sources over more than one block (a streamed file must
+        hold each source's rows together, as the archive writes them).
+
+    Notes
+    -----
+    CSV and ECSV (also gzip, bzip2 or xz compressed), FITS (memory-mapped)
+    and Parquet files are read ``block_rows`` rows at a time, so memory does
+    not grow with the file; a VOTable is parsed whole first.
+    """
+    for chunk in _iter_source_chunks(source, chunk_size=chunk_size, format=format,
+                                     block_rows=block_rows):
+        yield {sid: _make_timeseries(values) for sid, values in chunk.items()}
+
+
+def _iter_source_chunks(source, *, chunk_size, format=None, block_rows=200_000):
+    """Chunks of ``{source_id: arrays}`` (see `_source_arrays`) read block by block.
+
+    The sources of a block are complete except the one of its last row, which
+    may go on in the next block: it is held back and joined to it.
+    """
+    if chunk_size < 1:
+        raise ValueError(f"chunk_size must be at least 1, not {chunk_size}")
+    finished, chunk = set(), {}
+    held_id, held = None, None
+    for block in _iter_blocks(source, format, block_rows):
+        if len(block) == 0:
+            continue
+        sources = _source_arrays(block)
+        last_id = int(_to_int(block[_column_lookup(block)["source_id"]][-1:], "source_id")[0])
+        for sid, values in sources.items():
+            if sid == held_id:
+                values = {key: np.concatenate([held[key], values[key]]) for key in values}
+            elif held_id is not None:
+                chunk[held_id] = held
+            held_id = held = None
+            if sid in finished or sid in chunk:
+                raise InputFormatError(
+                    f"The rows of source {sid} are not together in {source}: they come "
+                    "back after rows of other sources. Sort the file by source_id "
+                    "(keeping the rows of each source in order) and run again."
+                )
+            if sid == last_id:
+                held_id, held = sid, values
+            else:
+                chunk[sid] = values
+            if len(chunk) >= chunk_size:
+                finished.update(chunk)
+                yield chunk
+                chunk = {}
+    if held_id is not None:
+        chunk[held_id] = held
+    if chunk:
+        yield chunk
+
+
+def _iter_blocks(source, format, block_rows):
+    """Tables of at most ``block_rows`` consecutive rows of ``source``."""
+    if isinstance(source, Table):
+        yield from _table_blocks(source, block_rows)
+        return
+    if not isinstance(source, (str, os.PathLike)):
+        raise TypeError(
+            f"'source' should be a path or an astropy Table, not {type(source).__name__}"
+        )
+    path = os.fspath(source)
+    if format is None:
+        format = _guess_format(path)
+    if format in ("ascii.csv", "ascii.ecsv"):
+        yield from _text_blocks(path, format, block_rows)
+    elif format == "parquet":
+        yield from _parquet_blocks(path, block_rows)
+    elif format == "fits" and not path.lower().endswith(_COMPRESSION_SUFFIXES):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UnitsWarning)
+            table = Table.read(path, format="fits", memmap=True)
+        yield from _table_blocks(table, block_rows)
+    else:
+        yield _read_table(source, format)
+
+
+def _table_blocks(table, block_rows):
+    for start in range(0, len(table), block_rows):
+        yield table[start : start + block_rows]
+
+
+def _open_text(path):
+    suffix = os.path.splitext(path.lower())[1]
+    if suffix in _OPENERS:
+        module = __import__(_OPENERS[suffix])
+        return module.open(path, "rt", encoding="utf-8")
+    return open(path, encoding="utf-8")
+
+
+def _text_blocks(path, format, block_rows):
+    """Parse a CSV or ECSV file ``block_rows`` data lines at a time.
+
+    Each block is parsed together with the file's header (the ECSV YAML
+    header and the column names), so that it gets the file's own column
+    names, types and units.
+    """
+    from itertools import islice
+
+    with _open_text(path) as handle:
+        header = []
+        for line in handle:
+            header.append(line)
+            if not line.startswith("#") and line.strip():
+                break  # the column-name line
+        options = {"guess": False} if format == "ascii.csv" else {}
+        while lines := list(islice(handle, block_rows)):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UnitsWarning)
+                yield Table.read(header + lines, format=format, **options)
+
+
+def _parquet_blocks(path, block_rows):
+    try:
+        import pyarrow.parquet as pq
+    except ImportError as exc:
+        raise ImportError(
+            'Reading Parquet files needs pyarrow: pip install "rrlyrae_metallicity[dask]" '
+            "or pip install pyarrow"
+        ) from exc
+    with pq.ParquetFile(path) as parquet:
+        for batch in parquet.iter_batches(batch_size=block_rows):
+            yield _arrow_to_table(batch)
+
+
+def _arrow_to_table(batch):
+    """An Arrow record batch as an astropy Table; nulls become masked values."""
+    columns = {}
+    for name, array in zip(batch.schema.names, batch.columns):
+        values = array.to_numpy(zero_copy_only=False)
+        if array.null_count:
+            values = np.ma.masked_array(values, mask=array.is_null().to_numpy(
+                zero_copy_only=False))
+        columns[name] = values
+    return Table(columns)
 
 
 def read_rrlyrae_parameters(
@@ -581,7 +766,7 @@ def _read_rows(table, columns, rejects, *, band_column):
     result = {}
     for sid, rows in _group_rows(source_ids):
         rows = rows[keep[rows]]
-        result[sid] = _make_timeseries({key: value[rows] for key, value in values.items()})
+        result[sid] = {key: value[rows] for key, value in values.items()}
     return result
 
 
@@ -640,9 +825,7 @@ def _read_tap(table, columns, rejects):
             {key: value[keep] for key, value in cells.items()}
         )
     return {
-        sid: _make_timeseries(
-            {key: np.concatenate([part[key] for part in parts]) for key in parts[0]}
-        )
+        sid: {key: np.concatenate([part[key] for part in parts]) for key in parts[0]}
         for sid, parts in pieces.items()
     }
 

@@ -64,11 +64,15 @@ def _magnitudes(lightcurve, mag_column, star):
     return np.asarray(values, dtype=float)
 
 
+def _empty_lightcurve_error(star):
+    return LightCurveError("the light curve is empty (0 epochs, e.g. all transits rejected)",
+                           star=star, status="too_few_epochs")
+
+
 def _phases(lightcurve, period_days, epoch, star):
     """Phases in [0, 1) of a TimeSeries (raw times) or a Table with a ``phase`` column."""
     if isinstance(lightcurve, Table) and len(lightcurve) == 0:
-        raise LightCurveError("the light curve is empty (0 epochs, e.g. all transits rejected)",
-                              star=star, status="too_few_epochs")
+        raise _empty_lightcurve_error(star)
     if isinstance(lightcurve, TimeSeries) and isinstance(lightcurve.time, Time):
         reference = lightcurve.time[0] if epoch is None else epoch
         if not isinstance(reference, Time):
@@ -91,6 +95,37 @@ def _predict_many(lightcurves, periods, epochs, ensemble, mag_column, stars):
 
     Returns
     -------
+    See `_predict_phased`.
+    """
+    n_stars = len(lightcurves)
+    phases, mags, errors = [np.empty(0)] * n_stars, [np.empty(0)] * n_stars, [None] * n_stars
+    for i, (curve, period, epoch, star) in enumerate(zip(lightcurves, periods, epochs, stars)):
+        try:
+            # Both or neither: a star whose magnitudes fail keeps no phases.
+            phases[i], mags[i] = (_phases(curve, period, epoch, star),
+                                  _magnitudes(curve, mag_column, star))
+        except LightCurveError as error:
+            errors[i] = error
+    return _predict_phased(phases, mags, periods, errors, ensemble, stars)
+
+
+def _predict_phased(phases, mags, periods, errors, ensemble, stars):
+    """Predict stars from their phases and magnitudes; never raises for one bad star.
+
+    Parameters
+    ----------
+    phases, mags : list of ndarray
+        Per star; ignored where ``errors`` already holds an error.
+    periods : array-like of float
+        Days.
+    errors : list
+        `None`, or the `LightCurveError` met while reading the star.
+    ensemble : `~rrlyrae_metallicity.models.FehEnsemble`
+    stars : list
+        Identifiers used in messages.
+
+    Returns
+    -------
     feh, std : ndarray
         NaN where a star failed.
     errors : list
@@ -98,16 +133,8 @@ def _predict_many(lightcurves, periods, epochs, ensemble, mag_column, stars):
     domain : list of str
         Per star, why it lies outside the training domain ("" when inside).
     """
-    n_stars = len(lightcurves)
-    phases, mags, errors = [], [], [None] * n_stars
-    for i, (curve, period, epoch, star) in enumerate(zip(lightcurves, periods, epochs, stars)):
-        try:
-            phases.append(_phases(curve, period, epoch, star))
-            mags.append(_magnitudes(curve, mag_column, star))
-        except LightCurveError as error:
-            errors[i] = error
-            phases.append(np.empty(0))
-            mags.append(np.empty(0))
+    n_stars = len(errors)
+    errors = list(errors)
     readable = [i for i in range(n_stars) if errors[i] is None]
     inputs = np.zeros((n_stars, ensemble.preprocessing.sequence_length, 2), dtype=np.float32)
     domain = [""] * n_stars
@@ -307,18 +334,35 @@ def add_feh(table, lightcurves, *, id_column="source_id", period_column="pf",
 
     present = [i for i, c in enumerate(curves) if c is not None]
     ensemble = load_model(model)
-    feh = np.full(len(table), np.nan)
-    std = np.full(len(table), np.nan)
-    status = np.array(["no_lightcurve"] * len(table), dtype=object)
-    domain = np.array([""] * len(table), dtype=object)
+    columns = _empty_feh_columns(len(table))
     if present:
-        f, s, errors, outside = _predict_many([curves[i] for i in present], periods[present],
-                                     [epochs[i] for i in present], ensemble, mag_column,
-                                     [_plain(ids[i]) for i in present])
-        feh[present], std[present] = f, s
-        status[present] = [STATUS_OK if e is None else e.status for e in errors]
-        domain[present] = outside
+        _fill_feh_columns(columns, present,
+                          _predict_many([curves[i] for i in present], periods[present],
+                                        [epochs[i] for i in present], ensemble, mag_column,
+                                        [_plain(ids[i]) for i in present]))
+    return _with_feh_columns(table, columns, ensemble)
 
+
+def _empty_feh_columns(n_rows):
+    """``feh_phot, feh_phot_std, feh_status, feh_domain`` of rows without a light curve."""
+    return {"feh_phot": np.full(n_rows, np.nan), "feh_phot_std": np.full(n_rows, np.nan),
+            "feh_status": np.array(["no_lightcurve"] * n_rows, dtype=object),
+            "feh_domain": np.array([""] * n_rows, dtype=object)}
+
+
+def _fill_feh_columns(columns, rows, predicted):
+    """Write the output of `_predict_many` for ``rows`` into ``columns``."""
+    feh, std, errors, outside = predicted
+    columns["feh_phot"][rows] = feh
+    columns["feh_phot_std"][rows] = std
+    columns["feh_status"][rows] = [STATUS_OK if e is None else e.status for e in errors]
+    columns["feh_domain"][rows] = outside
+
+
+def _with_feh_columns(table, columns, ensemble):
+    """A copy of ``table`` with the [Fe/H] columns, their units and descriptions."""
+    feh, std = columns["feh_phot"], columns["feh_phot_std"]
+    status, domain = columns["feh_status"], columns["feh_domain"]
     out = table.copy()
     out["feh_phot"] = feh * u.dex
     out["feh_phot_std"] = std * u.dex
