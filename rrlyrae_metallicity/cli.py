@@ -1,21 +1,25 @@
 """The ``rrlyrae-feh`` command.
 
 Exit codes: 0 success; 1 an input could not be read or has the wrong layout;
-2 wrong command-line usage (argparse).
+2 wrong command-line usage; 3 ``--resume`` found partial results made from
+another input or with other options; 130 interrupted (Ctrl-C): with ``-o``,
+the finished chunks are kept and ``--resume`` continues from them.
 """
 
 import argparse
-import os
 import sys
-import tempfile
-import warnings
 from importlib.resources import files
-from pathlib import Path
 
-__all__ = ["main"]
+from .catalogue import OUTPUT_FORMATS, write_table_atomically
 
-_FORMATS = {".ecsv": "ascii.ecsv", ".csv": "ascii.csv", ".fits": "fits", ".fit": "fits",
-            ".xml": "votable", ".vot": "votable"}
+__all__ = ["main", "write_table_atomically"]
+
+#: Exit codes of ``rrlyrae-feh`` (also in ``--help`` and the README).
+EXIT_OK, EXIT_INPUT, EXIT_USAGE, EXIT_RESUME, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+_EXIT_CODES = ("exit codes: 0 success; 1 an input could not be read or has the wrong layout; "
+               "2 wrong usage; 3 --resume found partial results of another input or other "
+               "options; 130 interrupted (rerun with --resume to continue)")
+_DEFAULT_CHUNK_SIZE = 10_000
 
 
 def example_paths():
@@ -29,67 +33,33 @@ def example_paths():
     return root / "epoch_photometry.ecsv", root / "vari_rrlyrae.ecsv"
 
 
-def write_table_atomically(table, path):
-    """Write ``table`` to ``path`` (format from the extension) via a temporary file.
-
-    An interrupted run therefore never leaves a half-written table behind.
-    """
-    path = Path(path)
-    fmt = _FORMATS.get(path.suffix.lower())
-    if fmt is None:
-        raise ValueError(f"cannot tell the output format of {path}; use one of {sorted(_FORMATS)}")
-    if fmt == "fits":
-        table = _fits_compatible(table)
-    handle, tmp = tempfile.mkstemp(dir=path.parent if str(path.parent) else ".",
-                                   prefix=f".{path.name}.", suffix=path.suffix)
-    os.close(handle)
-    try:
-        with warnings.catch_warnings():
-            # Long metadata keys become HIERARCH cards in FITS: valid, and expected.
-            warnings.filterwarnings("ignore", message=".*HIERARCH card will be created")
-            table.write(tmp, format=fmt, overwrite=True)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-
-
-def _fits_compatible(table):
-    """FITS has no 'dex' unit: keep the values, move the unit into the description."""
-    import astropy.units as u
-
-    table = table.copy(copy_data=False)
-    for column in table.itercols():
-        if column.unit == u.dex:
-            column.unit = None
-            column.description = f"[dex] {column.description or ''}".strip()
-    return table
-
-
 def _predict(args):
     import astropy.units as u
-    from astropy.table import Table
 
-    from .gaia import read_epoch_photometry, read_rrlyrae_parameters
-    from .inference import add_feh
+    from .catalogue import predict_catalogue
+    from .gaia import read_rrlyrae_parameters
 
     if args.example:
         photometry_path, periods_path = example_paths()
+        photometry_path, periods_path = str(photometry_path), str(periods_path)
     else:
         if args.epoch_photometry is None:
-            raise SystemExit("rrlyrae-feh predict: give EPOCH_PHOTOMETRY_FILE or --example")
+            _usage_error("give EPOCH_PHOTOMETRY_FILE or --example")
         photometry_path, periods_path = args.epoch_photometry, args.periods
-    lightcurves = read_epoch_photometry(photometry_path)
-    if periods_path is not None:
-        stars = read_rrlyrae_parameters(periods_path)
-    elif args.period is not None:
-        stars = Table({"source_id": list(lightcurves), "pf": [args.period] * len(lightcurves)})
-        stars["pf"].unit = u.day
-    else:
-        raise SystemExit("rrlyrae-feh predict: give --periods VARI_RRLYRAE_FILE or --period P")
-    result = add_feh(stars, lightcurves, model=args.model)
+    if periods_path is None and args.period is None:
+        _usage_error("give --periods VARI_RRLYRAE_FILE or --period P")
+    if args.resume and args.output is None:
+        _usage_error("--resume needs -o OUT: the finished chunks are kept next to it")
+    if args.output is not None and _suffix(args.output) not in OUTPUT_FORMATS:
+        _usage_error(f"cannot tell the output format of {args.output}; use one of "
+                     f"{', '.join(sorted(OUTPUT_FORMATS))}")
+    stars = read_rrlyrae_parameters(periods_path) if periods_path is not None else None
+    result = predict_catalogue(
+        photometry_path, stars, period=None if stars is not None else args.period * u.day,
+        output=args.output, chunk_size=args.chunk_size, resume=args.resume, model=args.model,
+        log=lambda message: print(f"rrlyrae-feh: {message}", file=sys.stderr, flush=True),
+    )
     if args.output is not None:
-        write_table_atomically(result, args.output)
         print(f"wrote {len(result)} rows to {args.output}", file=sys.stderr)
     else:
         shown = [c for c in ("source_id", "pf", "feh_phot", "feh_phot_std", "feh_status",
@@ -99,7 +69,25 @@ def _predict(args):
     n_outside = int((result["feh_domain"] != "").sum())
     print(f"[Fe/H] predicted for {n_ok} of {len(result)} stars (model: {result.meta['feh_model']}); "
           f"{n_outside} outside the training domain (see feh_domain)", file=sys.stderr)
-    return 0
+    return EXIT_OK
+
+
+def _suffix(path):
+    from pathlib import Path
+
+    return Path(path).suffix.lower()
+
+
+def _usage_error(message):
+    print(f"rrlyrae-feh predict: error: {message}", file=sys.stderr)
+    raise SystemExit(EXIT_USAGE)
+
+
+def _chunk_size(text):
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive number of stars, not {value}")
+    return value
 
 
 def _models(args):
@@ -123,6 +111,7 @@ def build_parser():
         prog="rrlyrae-feh",
         description="Photometric metallicity [Fe/H] of RRab stars from Gaia G-band epoch "
                     "photometry, with ONNX models trained on real Gaia light curves.",
+        epilog=_EXIT_CODES,
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {version}")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -133,7 +122,9 @@ def build_parser():
                     "gaiadr3.epoch_photometry TAP table; VOTable, ECSV, CSV or FITS), keep the "
                     "unrejected G transits, and write the star table with feh_phot, "
                     "feh_phot_std and feh_status columns. Every star of the period table is "
-                    "kept, in order.",
+                    "kept, in order. The catalogue is processed in chunks of stars; the "
+                    "output is written atomically (temporary file, then rename).",
+        epilog=_EXIT_CODES,
     )
     predict.add_argument("epoch_photometry", nargs="?", metavar="EPOCH_PHOTOMETRY_FILE",
                          help="Gaia epoch photometry of one or more sources")
@@ -150,6 +141,17 @@ def build_parser():
                               ".xml); printed to the terminal when omitted")
     predict.add_argument("--model", default="default",
                          help="model ensemble to use (see 'rrlyrae-feh models')")
+    predict.add_argument("--chunk-size", type=_chunk_size, default=_DEFAULT_CHUNK_SIZE,
+                         metavar="N",
+                         help="sources predicted at a time (default %(default)s): memory grows "
+                              "with N, not with the catalogue. CSV, ECSV, FITS and Parquet "
+                              "files are read a block at a time and must keep each source's "
+                              "rows together, as the archive writes them; a VOTable is read "
+                              "whole")
+    predict.add_argument("--resume", action="store_true",
+                         help="continue an interrupted run with the same input and options "
+                              "from its finished chunks, kept in OUT.parts until OUT is "
+                              "written; without --resume a run starts over")
     predict.set_defaults(handler=_predict)
 
     models = sub.add_parser("models", help="list the shipped model ensembles",
@@ -161,14 +163,23 @@ def build_parser():
 
 def main(argv=None):
     """Entry point of ``rrlyrae-feh``; returns the exit code."""
+    from .catalogue import ResumeError
     from .exceptions import InputFormatError
 
     args = build_parser().parse_args(argv)
     try:
         return args.handler(args)
+    except ResumeError as error:
+        print(f"rrlyrae-feh: error: {error}", file=sys.stderr)
+        return EXIT_RESUME
     except (InputFormatError, FileNotFoundError, KeyError) as error:
         print(f"rrlyrae-feh: error: {error}", file=sys.stderr)
-        return 1
+        return EXIT_INPUT
+    except KeyboardInterrupt:
+        resume = " (rerun with --resume to continue from the finished chunks)" \
+            if getattr(args, "output", None) else ""
+        print(f"rrlyrae-feh: interrupted{resume}", file=sys.stderr)
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

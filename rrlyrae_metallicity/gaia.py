@@ -303,32 +303,39 @@ def _iter_source_chunks(source, *, chunk_size, format=None, block_rows=200_000):
     for block in _iter_blocks(source, format, block_rows):
         if len(block) == 0:
             continue
-        sources = _source_arrays(block)
         last_id = int(_to_int(block[_column_lookup(block)["source_id"]][-1:], "source_id")[0])
-        for sid, values in sources.items():
+        complete = []
+        for sid, values in _source_arrays(block).items():
             if sid == held_id:
                 values = {key: np.concatenate([held[key], values[key]]) for key in values}
             elif held_id is not None:
-                chunk[held_id] = held
+                complete.append((held_id, held))
             held_id = held = None
-            if sid in finished or sid in chunk:
-                raise InputFormatError(
-                    f"The rows of source {sid} are not together in {source}: they come "
-                    "back after rows of other sources. Sort the file by source_id "
-                    "(keeping the rows of each source in order) and run again."
-                )
             if sid == last_id:
                 held_id, held = sid, values
             else:
-                chunk[sid] = values
-            if len(chunk) >= chunk_size:
-                finished.update(chunk)
-                yield chunk
-                chunk = {}
+                complete.append((sid, values))
+        yield from _fill_chunks(chunk, finished, complete, chunk_size, source)
     if held_id is not None:
-        chunk[held_id] = held
+        yield from _fill_chunks(chunk, finished, [(held_id, held)], chunk_size, source)
     if chunk:
-        yield chunk
+        yield dict(chunk)
+
+
+def _fill_chunks(chunk, finished, complete, chunk_size, source):
+    """Add complete sources to ``chunk`` (in place); yield it each time it is full."""
+    for sid, values in complete:
+        if sid in finished or sid in chunk:
+            raise InputFormatError(
+                f"The rows of source {sid} are not together in {source}: they come "
+                "back after rows of other sources. Sort the file by source_id "
+                "(keeping the rows of each source in order) and run again."
+            )
+        chunk[sid] = values
+        if len(chunk) == chunk_size:
+            finished.update(chunk)
+            yield dict(chunk)
+            chunk.clear()
 
 
 def _iter_blocks(source, format, block_rows):

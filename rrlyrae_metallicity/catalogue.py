@@ -1,0 +1,453 @@
+"""[Fe/H] for a whole epoch-photometry catalogue, a chunk of stars at a time.
+
+`predict_catalogue` reads a Gaia epoch-photometry file block by block (see
+`~rrlyrae_metallicity.gaia.iter_epoch_photometry`), predicts each chunk of
+sources and keeps only the four result columns of the stars already done, so
+that memory does not grow with the catalogue beyond the star table and its
+results. With an ``output`` path every finished chunk is committed to a part
+file in a sidecar directory (``<output>.parts``), so that an interrupted run
+resumes from its last finished chunk; the parts are merged into ``output``
+(written atomically) at the end and then removed.
+
+The result is the same table, row for row, as `~rrlyrae_metallicity.add_feh`
+on the whole file read into memory.
+"""
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+from astropy import units as u
+from astropy.table import Table
+from astropy.time import Time
+
+from .exceptions import LightCurveError, RRLyraeMetallicityError
+from .gaia import GAIA_TIME_ZERO, _iter_source_chunks
+from .inference import (
+    _column_values,
+    _empty_feh_columns,
+    _empty_lightcurve_error,
+    _fill_feh_columns,
+    _plain,
+    _predict_phased,
+    _with_feh_columns,
+)
+from .models import load_model
+from .preprocessing import fold_times
+
+__all__ = ["predict_catalogue", "write_table_atomically", "ResumeError", "OUTPUT_FORMATS"]
+
+#: astropy format of an output table, by file extension.
+OUTPUT_FORMATS = {".ecsv": "ascii.ecsv", ".csv": "ascii.csv", ".fits": "fits", ".fit": "fits",
+                  ".xml": "votable", ".vot": "votable"}
+
+_FEH_COLUMNS = ("feh_phot", "feh_phot_std", "feh_status", "feh_domain")
+# Version of the part files and their manifest; a change makes old parts unusable.
+_PARTS_VERSION = 1
+
+
+class ResumeError(RRLyraeMetallicityError, ValueError):
+    """Partial results on disk were made from another input or with other options."""
+
+
+def predict_catalogue(epoch_photometry, stars=None, *, period=None, output=None,
+                      chunk_size=10_000, resume=False, model="default", id_column="source_id",
+                      period_column="pf", epoch_column="epoch_g", format=None,
+                      block_rows=200_000, log=None):
+    """Predict [Fe/H] for every star of an epoch-photometry catalogue, chunk by chunk.
+
+    Parameters
+    ----------
+    epoch_photometry : str, path-like or `~astropy.table.Table`
+        Gaia epoch photometry in any layout of `rrlyrae_metallicity.gaia`.
+        CSV, ECSV (also compressed), FITS and Parquet files are read a block of
+        rows at a time and must keep the rows of each source together (as the
+        archive writes them); a VOTable is parsed whole.
+    stars : `~astropy.table.Table`, optional
+        One row per star (e.g. ``gaiadr3.vari_rrlyrae``), as for
+        `~rrlyrae_metallicity.add_feh`; the result keeps its rows in order.
+    period : `~astropy.units.Quantity` ['time'] or float, optional
+        One period (days if a bare number) for every source, instead of
+        ``stars``; the result then has one row per source, in file order.
+    output : str or path-like, optional
+        Table to write (format from the extension, see `OUTPUT_FORMATS`),
+        atomically. Finished chunks are kept in ``<output>.parts`` until then.
+    chunk_size : int
+        Sources per chunk: peak memory grows with it, not with the catalogue.
+    resume : bool
+        Reuse the finished chunks in ``<output>.parts`` of an interrupted run
+        with the same input and options instead of starting over.
+    model : str
+        ``"default"`` or a name from `~rrlyrae_metallicity.available_models`.
+    id_column, period_column, epoch_column : str
+        Columns of ``stars``, as for `~rrlyrae_metallicity.add_feh`.
+    format : str, optional
+        astropy format of ``epoch_photometry``; by default from its extension.
+    block_rows : int
+        Rows of ``epoch_photometry`` read at a time.
+    log : callable, optional
+        Called with one line of progress text per chunk.
+
+    Returns
+    -------
+    `~astropy.table.Table`
+        What `~rrlyrae_metallicity.add_feh` returns for the whole catalogue:
+        ``stars`` (or ``source_id, pf``) with ``feh_phot``, ``feh_phot_std``,
+        ``feh_status`` and ``feh_domain``.
+
+    Raises
+    ------
+    ResumeError
+        If ``resume`` finds parts made from another input or with other options.
+    rrlyrae_metallicity.exceptions.InputFormatError
+        If the epoch photometry cannot be read (see
+        `~rrlyrae_metallicity.gaia.iter_epoch_photometry`).
+    """
+    log = log or (lambda message: None)
+    if output is not None:
+        _output_format(output)  # fail before the work, not after it
+    ensemble = load_model(model)
+    plan = _Plan(stars, period, id_column, period_column, epoch_column)
+    store = _PartStore(output, log) if output is not None else _MemoryStore()
+    done = store.start(_fingerprint(epoch_photometry, plan, chunk_size, ensemble), resume)
+    n_reused = n_predicted = 0
+    chunks = _iter_source_chunks(epoch_photometry, chunk_size=chunk_size, format=format,
+                                 block_rows=block_rows)
+    for index, sources in enumerate(chunks):
+        if index in done:
+            n_reused += 1
+            log(f"chunk {index}: done by an earlier run, reused")
+            continue
+        start = time.perf_counter()
+        store.save(index, _predict_chunk(sources, index * chunk_size, plan, ensemble))
+        n_predicted += 1
+        seconds = time.perf_counter() - start
+        log(f"chunk {index}: {len(sources)} sources predicted in {seconds:.1f} s "
+            f"({len(sources) / max(seconds, 1e-9):.0f} sources/s)")
+    log(f"{n_predicted} chunks predicted, {n_reused} reused from an earlier run")
+    result = _merge(store, plan, ensemble)
+    if output is not None:
+        write_table_atomically(result, output)
+        store.remove()
+    return result
+
+
+# --------------------------------------------------------------------------
+# Which rows of the star table a chunk of sources fills
+# --------------------------------------------------------------------------
+
+
+class _Plan:
+    """The star table (or the single period) and how its rows map to sources."""
+
+    def __init__(self, stars, period, id_column, period_column, epoch_column):
+        if (stars is None) == (period is None):
+            raise TypeError("give either a star table (stars=...) or one period (period=...)")
+        self.stars = stars
+        if stars is None:
+            self.period = (period.to_value(u.day) if isinstance(period, u.Quantity)
+                           else float(period))
+            return
+        for name in (id_column, period_column):
+            if name not in stars.colnames:
+                raise KeyError(f"table has no column {name!r} (columns: {stars.colnames})")
+        self.ids = np.asarray(stars[id_column])
+        self.order = np.argsort(self.ids, kind="stable")
+        self.sorted_ids = self.ids[self.order]
+        self.periods = _column_values(stars, period_column, u.day)
+        self.epochs, self.has_epoch = _epoch_times(stars, epoch_column)
+
+    def rows(self, source_ids):
+        """Rows of the star table whose id is one of ``source_ids``, in table order."""
+        low = np.searchsorted(self.sorted_ids, source_ids, "left")
+        high = np.searchsorted(self.sorted_ids, source_ids, "right")
+        counts = high - low
+        first = np.repeat(low - np.cumsum(counts) + counts, counts)
+        return np.sort(self.order[first + np.arange(counts.sum())])
+
+
+def _epoch_times(stars, epoch_column):
+    """Per-row epoch of maximum light as one `~astropy.time.Time`, and where it is set.
+
+    Element for element the same Times as `rrlyrae_metallicity.inference._epochs`.
+    """
+    n_rows = len(stars)
+    if epoch_column is None or epoch_column not in stars.colnames:
+        return None, np.zeros(n_rows, dtype=bool)
+    column = stars[epoch_column]
+    if isinstance(column, Time):
+        mask = np.broadcast_to(np.asarray(column.mask, dtype=bool), column.shape)
+        return column.unmasked, ~mask
+    days = _column_values(stars, epoch_column, u.day)
+    has_epoch = np.isfinite(days)
+    return Time(GAIA_TIME_ZERO, np.where(has_epoch, days, 0.0), format="jd", scale="tcb"), has_epoch
+
+
+# --------------------------------------------------------------------------
+# One chunk
+# --------------------------------------------------------------------------
+
+
+def _predict_chunk(sources, first_row, plan, ensemble):
+    """Predict one chunk of ``{source_id: arrays}``; return its rows and columns."""
+    source_ids = np.fromiter(sources, dtype=np.int64, count=len(sources))
+    if plan.stars is None:
+        rows = first_row + np.arange(len(sources))
+        curves = list(sources.values())
+        periods = np.full(len(rows), plan.period)
+        epochs, has_epoch = None, np.zeros(len(rows), dtype=bool)
+        ids = source_ids
+    else:
+        rows = plan.rows(source_ids)
+        ids = plan.ids[rows]
+        curves = [sources[_plain(i)] for i in ids]
+        periods = plan.periods[rows]
+        epochs = plan.epochs[rows] if plan.epochs is not None else None
+        has_epoch = plan.has_epoch[rows]
+    stars = [_plain(i) for i in ids]
+    phases, mags, errors = _phases_and_mags(curves, periods, epochs, has_epoch, stars)
+    columns = _empty_feh_columns(len(rows))
+    _fill_feh_columns(columns, slice(None),
+                      _predict_phased(phases, mags, periods, errors, ensemble, stars))
+    return {"row": rows, "source_id": np.asarray(ids, dtype=np.int64),
+            **{name: np.asarray(columns[name], dtype=str if name in ("feh_status", "feh_domain")
+                                else float) for name in _FEH_COLUMNS}}
+
+
+def _phases_and_mags(curves, periods, epochs, has_epoch, stars):
+    """Fold the raw arrays of many stars at once, as `~rrlyrae_metallicity.add_feh` does.
+
+    `~rrlyrae_metallicity.gaia.read_epoch_photometry` sorts each light curve by
+    time and stores it as ``Time(GAIA_TIME_ZERO, t)``; ``add_feh`` folds
+    ``time - epoch`` (or ``time - time[0]``). The same operations, element for
+    element, on one `~astropy.time.Time` for the whole chunk give the same
+    phases without building a `~astropy.timeseries.TimeSeries` per star.
+    """
+    n_stars = len(curves)
+    phases, mags, errors = [np.empty(0)] * n_stars, [np.empty(0)] * n_stars, [None] * n_stars
+    sorted_curves = [_sorted_by_time(curve) for curve in curves]
+    counts = np.array([len(t) for t, _ in sorted_curves])
+    if counts.sum() == 0:
+        return phases, mags, [_empty_lightcurve_error(star) for star in stars]
+    ends = np.cumsum(counts)
+    starts = ends - counts
+    times = Time(GAIA_TIME_ZERO, np.concatenate([t for t, _ in sorted_curves]),
+                 format="jd", scale="tcb")
+    owner = np.repeat(np.arange(n_stars), counts)
+    elapsed = (times - times[starts[owner]]).to_value(u.day)
+    if epochs is not None and has_epoch.any():
+        since_epoch = (times - epochs[owner]).to_value(u.day)
+        elapsed = np.where(has_epoch[owner], since_epoch, elapsed)
+    for i, (star, (_, mag)) in enumerate(zip(stars, sorted_curves)):
+        try:
+            if counts[i] == 0:
+                raise _empty_lightcurve_error(star)
+            phases[i] = fold_times(elapsed[starts[i]:ends[i]], periods[i], star=star)
+            mags[i] = mag
+        except LightCurveError as error:
+            errors[i] = error
+    return phases, mags, errors
+
+
+def _sorted_by_time(values):
+    order = np.argsort(values["time"], kind="stable")
+    return values["time"][order], np.asarray(values["mag"][order], dtype=float)
+
+
+# --------------------------------------------------------------------------
+# Where the finished chunks are kept
+# --------------------------------------------------------------------------
+
+
+class _MemoryStore:
+    """Finished chunks kept in memory (no output file, nothing to resume)."""
+
+    def __init__(self):
+        self.parts = {}
+
+    def start(self, fingerprint, resume):
+        if resume:
+            raise TypeError("resume=True needs an output path: the partial results are kept "
+                            "next to it")
+        return set()
+
+    def save(self, index, part):
+        self.parts[index] = part
+
+    def indices(self):
+        return sorted(self.parts)
+
+    def load(self, index):
+        return self.parts[index]
+
+    def remove(self):
+        self.parts.clear()
+
+
+class _PartStore:
+    """Finished chunks as ``.npz`` part files in ``<output>.parts``, each committed atomically.
+
+    ``manifest.json`` records the input and options the parts were made with;
+    a resumed run must match it.
+    """
+
+    def __init__(self, output, log):
+        self.directory = Path(f"{os.fspath(output)}.parts")
+        self.log = log
+
+    def _path(self, index):
+        return self.directory / f"chunk-{index:06d}.npz"
+
+    def start(self, fingerprint, resume):
+        manifest = self.directory / "manifest.json"
+        if resume and manifest.is_file():
+            found = json.loads(manifest.read_text())
+            if found != fingerprint:
+                changed = sorted(k for k in fingerprint.keys() | found.keys()
+                                 if fingerprint.get(k) != found.get(k))
+                raise ResumeError(
+                    f"the partial results in {self.directory} were made from another input "
+                    f"or with other options (different: {', '.join(changed)}); rerun with the "
+                    "same input and options, or without --resume to start over"
+                )
+            done = set(self.indices())
+            self.log(f"resuming: {len(done)} finished chunks found in {self.directory}")
+            return done
+        if self.directory.exists():
+            self.log(f"starting over: removing the partial results in {self.directory} "
+                     "(use --resume to continue them)")
+            shutil.rmtree(self.directory)
+        self.directory.mkdir(parents=True)
+        _write_atomically(manifest, lambda f: f.write(json.dumps(fingerprint, indent=1).encode()))
+        return set()
+
+    def save(self, index, part):
+        _write_atomically(self._path(index), lambda f: np.savez(f, **part))
+
+    def indices(self):
+        return sorted(int(p.stem.split("-")[1]) for p in self.directory.glob("chunk-*.npz"))
+
+    def load(self, index):
+        with np.load(self._path(index), allow_pickle=False) as part:
+            return {name: part[name] for name in part.files}
+
+    def remove(self):
+        shutil.rmtree(self.directory)
+
+
+def _write_atomically(path, write):
+    """Call ``write(file)`` on a temporary file, flush it to disk, rename it to ``path``."""
+    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def _fingerprint(epoch_photometry, plan, chunk_size, ensemble):
+    """What the parts depend on: the input file, the star table, the chunking, the model."""
+    if isinstance(epoch_photometry, Table):
+        source = {"table_rows": len(epoch_photometry)}
+    else:
+        stat = os.stat(epoch_photometry)
+        source = {"path": os.path.abspath(epoch_photometry), "size": stat.st_size,
+                  "mtime_ns": stat.st_mtime_ns}
+    if plan.stars is None:
+        stars = {"period_d": plan.period}
+    else:
+        digest = hashlib.sha256()
+        for values in (plan.ids.astype(np.int64), plan.periods, plan.has_epoch,
+                       plan.epochs.jd1 if plan.epochs is not None else np.empty(0),
+                       plan.epochs.jd2 if plan.epochs is not None else np.empty(0)):
+            digest.update(np.ascontiguousarray(values).tobytes())
+        stars = {"rows": len(plan.ids), "sha256": digest.hexdigest()}
+    return {"version": _PARTS_VERSION, "epoch_photometry": source, "stars": stars,
+            "chunk_size": int(chunk_size), "model": ensemble.name}
+
+
+# --------------------------------------------------------------------------
+# Merging the chunks
+# --------------------------------------------------------------------------
+
+
+def _merge(store, plan, ensemble):
+    """The output table: every star-table row, in order, filled from the parts."""
+    indices = store.indices()
+    if plan.stars is None:
+        parts = [store.load(i) for i in indices]
+        source_ids = (np.concatenate([p["source_id"] for p in parts]) if parts
+                      else np.empty(0, dtype=np.int64))
+        table = Table({"source_id": source_ids,
+                       "pf": np.full(len(source_ids), plan.period)})
+        table["pf"].unit = u.day
+    else:
+        table = plan.stars
+    columns = _empty_feh_columns(len(table))
+    for index in indices:
+        part = store.load(index)
+        for name in _FEH_COLUMNS:
+            columns[name][part["row"]] = part[name]
+    return _with_feh_columns(table, columns, ensemble)
+
+
+# --------------------------------------------------------------------------
+# Output
+# --------------------------------------------------------------------------
+
+
+def _output_format(path):
+    fmt = OUTPUT_FORMATS.get(Path(path).suffix.lower())
+    if fmt is None:
+        raise ValueError(f"cannot tell the output format of {path}; use one of "
+                         f"{sorted(OUTPUT_FORMATS)}")
+    return fmt
+
+
+def write_table_atomically(table, path):
+    """Write ``table`` to ``path`` (format from the extension) via a temporary file.
+
+    An interrupted run therefore never leaves a half-written table behind.
+
+    Parameters
+    ----------
+    table : `~astropy.table.Table`
+    path : str or path-like
+        Ends in one of the extensions of `OUTPUT_FORMATS`.
+    """
+    path = Path(path)
+    fmt = _output_format(path)
+    if fmt == "fits":
+        table = _fits_compatible(table)
+    handle, tmp = tempfile.mkstemp(dir=path.parent if str(path.parent) else ".",
+                                   prefix=f".{path.name}.", suffix=path.suffix)
+    os.close(handle)
+    try:
+        with warnings.catch_warnings():
+            # Long metadata keys become HIERARCH cards in FITS: valid, and expected.
+            warnings.filterwarnings("ignore", message=".*HIERARCH card will be created")
+            table.write(tmp, format=fmt, overwrite=True)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def _fits_compatible(table):
+    """FITS has no 'dex' unit: keep the values, move the unit into the description."""
+    table = table.copy(copy_data=False)
+    for column in table.itercols():
+        if column.unit == u.dex:
+            column.unit = None
+            column.description = f"[dex] {column.description or ''}".strip()
+    return table
