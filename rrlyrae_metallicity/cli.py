@@ -84,9 +84,24 @@ def _usage_error(message):
 
 
 def _chunk_size(text):
-    value = int(text)
+    value = _number(text, int, "a whole number of stars")
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be a positive number of stars, not {value}")
+    return value
+
+
+def _number(text, kind, what):
+    # argparse would otherwise name the converter: "invalid _chunk_size value".
+    try:
+        return kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be {what}, not {text!r}") from None
+
+
+def _period_days(text):
+    value = _number(text, float, "a number of days")
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number of days, not {text}")
     return value
 
 
@@ -121,8 +136,9 @@ def build_parser():
         description="Read a Gaia epoch-photometry file (DataLink EPOCH_PHOTOMETRY or the "
                     "gaiadr3.epoch_photometry TAP table; VOTable, ECSV, CSV or FITS), keep the "
                     "unrejected G transits, and write the star table with feh_phot, "
-                    "feh_phot_std and feh_status columns. Every star of the period table is "
-                    "kept, in order. The catalogue is processed in chunks of stars; the "
+                    "feh_phot_std (dex), feh_status and feh_domain columns. The periods come "
+                    "from --periods (one row per star) or --period (one for all); every star "
+                    "of the period table is kept, in order. The catalogue is processed in chunks of stars; the "
                     "output is written atomically (temporary file, then rename).",
         epilog=_EXIT_CODES,
     )
@@ -132,7 +148,7 @@ def build_parser():
     source.add_argument("--periods", metavar="VARI_RRLYRAE_FILE",
                         help="table with source_id, pf (days) and optionally epoch_g, like "
                              "gaiadr3.vari_rrlyrae")
-    source.add_argument("--period", type=float, metavar="P",
+    source.add_argument("--period", type=_period_days, metavar="P",
                         help="one period in days for every source in the file")
     predict.add_argument("--example", action="store_true",
                          help="run on the embedded example (20 simulated Gaia-like RRab stars)")
@@ -140,7 +156,8 @@ def build_parser():
                          help="output table; format from the extension (.ecsv, .csv, .fits, "
                               ".xml); printed to the terminal when omitted")
     predict.add_argument("--model", default="default",
-                         help="model ensemble to use (see 'rrlyrae-feh models')")
+                         help="model ensemble to use (default: the one marked default by "
+                              "'rrlyrae-feh models', which lists them)")
     predict.add_argument("--chunk-size", type=_chunk_size, default=_DEFAULT_CHUNK_SIZE,
                          metavar="N",
                          help="sources predicted at a time (default %(default)s): memory grows "
@@ -164,7 +181,7 @@ def build_parser():
 def main(argv=None):
     """Entry point of ``rrlyrae-feh``; returns the exit code."""
     from .catalogue import ResumeError
-    from .exceptions import InputFormatError
+    from .exceptions import InputFormatError, ModelError, ModelIntegrityError
 
     args = build_parser().parse_args(argv)
     try:
@@ -172,9 +189,16 @@ def main(argv=None):
     except ResumeError as error:
         print(f"rrlyrae-feh: error: {error}", file=sys.stderr)
         return EXIT_RESUME
-    except (InputFormatError, FileNotFoundError, KeyError) as error:
+    except FileNotFoundError as error:
+        print(f"rrlyrae-feh: error: no such file: {error.filename or error}", file=sys.stderr)
+        return EXIT_INPUT
+    except (InputFormatError, ModelIntegrityError, KeyError) as error:
         print(f"rrlyrae-feh: error: {error}", file=sys.stderr)
         return EXIT_INPUT
+    except ModelError as error:
+        # An unknown --model name; the message lists the shipped ones.
+        print(f"rrlyrae-feh: error: {error}", file=sys.stderr)
+        return EXIT_USAGE
     except KeyboardInterrupt:
         resume = " (rerun with --resume to continue from the finished chunks)" \
             if getattr(args, "output", None) else ""

@@ -79,3 +79,27 @@ def test_help_and_version(capsys):
 def test_models_subcommand(capsys):
     assert main(["models"]) == 0
     assert "(default)" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv, code, message", [
+    (["predict", "--example", "--model", "transformer"], 2, "model must be one of"),
+    (["predict", "missing.xml", "--period", "0.5"], 1, "no such file: missing.xml"),
+])
+def test_errors_are_sentences_with_the_right_exit_code(argv, code, message, capsys):
+    assert main(argv) == code
+    err = capsys.readouterr().err
+    assert err.startswith("rrlyrae-feh: error: ") and message in err
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("option, value, message", [
+    ("--period", "-1", "must be a positive number of days, not -1"),
+    ("--period", "x", "must be a number of days, not 'x'"),
+    ("--chunk-size", "1.5", "must be a whole number of stars, not '1.5'"),
+])
+def test_bad_option_values_are_usage_errors(option, value, message, capsys):
+    photometry, _ = example_paths()
+    with pytest.raises(SystemExit) as info:
+        main(["predict", str(photometry), option, value])
+    assert info.value.code == 2
+    assert f"argument {option}: {message}" in capsys.readouterr().err
