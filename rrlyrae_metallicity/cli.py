@@ -138,8 +138,9 @@ def build_parser():
                     "unrejected G transits, and write the star table with feh_phot, "
                     "feh_phot_std (dex), feh_status and feh_domain columns. The periods come "
                     "from --periods (one row per star) or --period (one for all); every star "
-                    "of the period table is kept, in order. The catalogue is processed in chunks of stars; the "
-                    "output is written atomically (temporary file, then rename).",
+                    "of the period table is kept, in order. The catalogue is processed in "
+                    "chunks of stars; the output is written atomically (temporary file, then "
+                    "rename).",
         epilog=_EXIT_CODES,
     )
     predict.add_argument("epoch_photometry", nargs="?", metavar="EPOCH_PHOTOMETRY_FILE",
