@@ -32,8 +32,10 @@ templates_path = []
 if os.environ.get("DOCS_OFFLINE", "1") == "1":
     intersphinx_mapping.clear()  # noqa: F405
 else:
-    intersphinx_mapping["astropy"] = ("https://docs.astropy.org/en/stable/", None)  # noqa: F405
-    intersphinx_mapping["onnxruntime"] = ("https://onnxruntime.ai/docs/api/python/", None)  # noqa: F405
+    intersphinx_mapping.update({  # noqa: F405
+        "astropy": ("https://docs.astropy.org/en/stable/", None),
+        "onnxruntime": ("https://onnxruntime.ai/docs/api/python/", None),
+    })
 
 html_theme_options = {"github_url": "https://github.com/rrlyrae-metallicity/rrlyrae_metallicity"}
 html_title = f"{project} {version}"

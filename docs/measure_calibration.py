@@ -100,7 +100,9 @@ def measure(name, data_dir, inputs_cache=None):
     mismatch = float(np.max(np.abs(oof - recorded["feh_pred"])))
     if mismatch > _REPRODUCTION_TOLERANCE:
         raise RuntimeError(f"the shipped members miss the recorded out-of-fold predictions by "
-                           f"up to {mismatch:.2g} dex; were the inputs pre-processed as in training?")
+                           f"up to {mismatch:.2g} dex: the inputs were not pre-processed as in "
+                           "training (pass --inputs with the training cache, or check the "
+                           "pre-processing parameters in the manifest)")
     error = oof - np.asarray(stars["feh"], dtype=float)
     return {
         "model": name,

@@ -48,7 +48,7 @@ def _indent(text, prefix="   "):
 
 
 def _table(header, rows):
-    """An rst list-table."""
+    """Return the lines of an rst list-table."""
     lines = [".. list-table::", "   :header-rows: 1", ""]
     for row in [header, *rows]:
         lines.append(f"   * - {row[0]}")
