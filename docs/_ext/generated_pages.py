@@ -25,7 +25,7 @@ from pathlib import Path
 # docs/ is on sys.path (conf.py): the script that writes the calibration files
 # also owns the digest that ties them to the model files.
 from measure_calibration import members_digest
-from rrlyrae_metallicity.models import _models_dir, available_models, default_model_name
+from rrlyrae_metallicity import models
 
 DOCS = Path(__file__).resolve().parents[1]
 REPO = DOCS.parent
@@ -91,7 +91,7 @@ def _calibration_section(name, manifest, rmse):
                 f"(run {command} beside the shared training data).", ""]
     calibration = json.loads(path.read_text())
     if calibration.get("members_sha256") != members_digest(manifest):
-        return [f"The calibration recorded in ``{path.relative_to(REPO)}`` is for an earlier "
+        return [f"The calibration recorded in ``docs/model_card/{path.name}`` is for an earlier "
                 f"version of this model; run {command} again.", ""]
     full, oof = calibration["full_ensemble"], calibration["out_of_fold"]
     well = full["fraction_within_1std"] > 0.6 and full["scale_for_68pct"] < 1.5
@@ -129,7 +129,7 @@ def _calibration_section(name, manifest, rmse):
 
 
 def _model_section(name, default):
-    manifest = json.loads((_models_dir() / name / "manifest.json").read_text())
+    manifest = json.loads((models._models_dir() / name / "manifest.json").read_text())
     title = f"``{name}``" + (" (default)" if name == default else "")
     lines = _heading(title, "-")
     data = manifest["training_data"]
@@ -178,8 +178,8 @@ def _model_section(name, default):
 
 def write_model_card(path):
     """Write the per-model sections of the model card to ``path``."""
-    names = available_models()
-    default = default_model_name()
+    names = models.available_models()
+    default = models.default_model_name()
     lines = [f"The package ships {len(names)} model ensemble{'s' if len(names) != 1 else ''}: "
              + ", ".join(f"``{n}``" + (" (the default)" if n == default else "") for n in names)
              + ". ``rrlyrae-feh models`` lists them too.", ""]

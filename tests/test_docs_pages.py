@@ -1,0 +1,87 @@
+"""The generated documentation pages follow the shipped models and the CLI (docs/_ext)."""
+
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+from rrlyrae_metallicity import models
+
+DOCS = Path(__file__).resolve().parents[1] / "docs"
+if not (DOCS / "_ext" / "generated_pages.py").is_file():
+    pytest.skip("the repository's docs/ are not here", allow_module_level=True)
+sys.path[:0] = [str(DOCS), str(DOCS / "_ext")]
+import generated_pages  # noqa: E402
+
+
+@pytest.fixture
+def two_models(tmp_path, monkeypatch):
+    """The shipped default model plus a second one, ``fcn``, made the default."""
+    shipped = models.default_model_name()
+    root = tmp_path / "models"
+    (root / shipped).mkdir(parents=True)
+    manifest = json.loads((models._models_dir() / shipped / "manifest.json").read_text())
+    (root / shipped / "manifest.json").write_text(json.dumps(manifest))
+    other = dict(manifest, name="fcn", architecture="fcn",
+                 members=[dict(m, sha256="0" * 64) for m in manifest["members"]])
+    (root / "fcn").mkdir()
+    (root / "fcn" / "manifest.json").write_text(json.dumps(other))
+    (root / "default.json").write_text(json.dumps({"default": "fcn"}))
+    monkeypatch.setattr(models, "_models_dir", lambda: root)
+    # No recorded training results for fcn: the page falls back to the manifest.
+    results = tmp_path / "results"
+    if (generated_pages.RESULTS / shipped).is_dir():
+        shutil.copytree(generated_pages.RESULTS / shipped, results / shipped)
+    monkeypatch.setattr(generated_pages, "RESULTS", results)
+    return shipped
+
+
+def test_model_card_lists_every_shipped_model_and_marks_the_default(two_models, tmp_path):
+    out = tmp_path / "card.rst"
+    generated_pages.write_model_card(out)
+    text = out.read_text()
+    assert "The package ships 2 model ensembles" in text
+    assert "``fcn`` (default)\n-----" in text
+    assert f"``{two_models}``\n-----" in text
+    # Both get the accuracy table next to the peer's, from results or manifest.
+    assert text.count("peer (pooled)") == 2
+    rmse = json.loads((models._models_dir() / two_models / "manifest.json").read_text())
+    rmse = rmse["cv_metrics"]["pooled_out_of_fold"]["rmse"]
+    assert f"{rmse:.3f} dex" in text
+
+
+def test_calibration_is_shown_only_for_the_model_files_it_was_measured_on(two_models, tmp_path):
+    out = tmp_path / "card.rst"
+    generated_pages.write_model_card(out)
+    fcn = out.read_text().split("``fcn`` (default)")[1].split(f"``{two_models}``")[0]
+    assert "has not been measured yet" in fcn
+    recorded = generated_pages.CALIBRATION / f"calibration-{two_models}.json"
+    if recorded.is_file():
+        shipped = out.read_text().split(f"``{two_models}``\n")[1]
+        calibration = json.loads(recorded.read_text())
+        within = calibration["full_ensemble"]["fraction_within_1std"]
+        assert f"{100 * within:.0f} %" in shipped
+        assert "**not calibrated**" in shipped or "roughly calibrated" in shipped
+
+
+def test_stale_calibration_is_not_shown(two_models, tmp_path, monkeypatch):
+    calibration = tmp_path / "calibration"
+    calibration.mkdir()
+    (calibration / f"calibration-{two_models}.json").write_text(
+        json.dumps({"members_sha256": "an older model"}))
+    monkeypatch.setattr(generated_pages, "CALIBRATION", calibration)
+    out = tmp_path / "card.rst"
+    generated_pages.write_model_card(out)
+    assert "is for an earlier version of this model" in out.read_text()
+
+
+def test_cli_help_page_has_every_subcommand(tmp_path):
+    out = tmp_path / "cli.rst"
+    generated_pages.write_cli_help(out)
+    text = out.read_text()
+    for command in ("rrlyrae-feh --help", "rrlyrae-feh predict --help",
+                    "rrlyrae-feh models --help"):
+        assert f"``{command}``" in text
+    assert "--periods VARI_RRLYRAE_FILE" in text and "exit codes" in text
