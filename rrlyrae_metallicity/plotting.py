@@ -7,13 +7,20 @@ function of this module is called.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 from astropy import units as u
 from astropy.table import Table
+from astropy.time import Time
+from numpy.typing import ArrayLike
 
 from .inference import _magnitudes, _period_in_days, _phases, predict_feh
 from .models import load_model
 from .preprocessing import prepare_inputs
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
 
 __all__ = ["plot_lightcurve", "plot_true_vs_pred"]
 
@@ -33,13 +40,13 @@ def plot_lightcurve(
     lightcurve: Table,
     period: u.Quantity,
     *,
-    epoch=None,
+    epoch: Time | None = None,
     model: str = "default",
     mag_column: str | None = None,
     n_cycles: int = 2,
     label: str | None = None,
-    ax=None,
-):
+    ax: Axes | None = None,
+) -> Axes:
     """Plot a folded light curve, its smoothed curve and its predicted [Fe/H].
 
     The light curve goes through the package's own pre-processing
@@ -140,15 +147,15 @@ def plot_lightcurve(
 
 
 def plot_true_vs_pred(
-    true,
-    pred,
+    true: ArrayLike | u.Quantity,
+    pred: ArrayLike | u.Quantity,
     *,
-    pred_std=None,
-    ax=None,
-    residual_ax=None,
+    pred_std: ArrayLike | u.Quantity | None = None,
+    ax: Axes | None = None,
+    residual_ax: Axes | None = None,
     residuals: bool = True,
     label: str = "predicted",
-):
+) -> tuple[Axes, Axes | None]:
     """Plot predicted against reference [Fe/H], with the 1:1 line and the residuals.
 
     Parameters
