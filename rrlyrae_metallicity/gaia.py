@@ -416,6 +416,8 @@ def _arrow_to_table(batch):
     columns = {}
     for name, array in zip(batch.schema.names, batch.columns):
         values = array.to_numpy(zero_copy_only=False)
+        if values.dtype.kind == "O" and not array.null_count:
+            values = values.astype(str)  # Arrow strings: a unicode array, not objects
         if array.null_count:
             values = np.ma.masked_array(values, mask=array.is_null().to_numpy(
                 zero_copy_only=False))
@@ -652,11 +654,18 @@ def _to_bool(values):
         out = np.nan_to_num(data, nan=0.0) != 0
     else:
         # Strings ("true"/"false", "True"/"False", "1"/"0") or objects.
-        out = np.array(
-            [_text(value).strip().lower() in _TRUE_TOKENS for value in data.ravel()],
-            dtype=bool,
-        ).reshape(data.shape)
+        out = np.isin(np.char.lower(_stripped_text(data)), list(_TRUE_TOKENS))
     return out & ~mask
+
+
+def _stripped_text(values):
+    """Values as a unicode array without surrounding blanks (vectorised for text dtypes)."""
+    data = np.asarray(np.ma.getdata(values))
+    if data.dtype.kind == "S":
+        data = np.char.decode(data, "ascii", "replace")
+    elif data.dtype.kind != "U":
+        data = np.array([_text(value) for value in data.ravel()], dtype=str).reshape(data.shape)
+    return np.char.strip(data)
 
 
 def _to_float(values, name):
@@ -762,9 +771,7 @@ def _read_rows(table, columns, rejects, *, band_column):
     source_ids = _to_int(table[columns["source_id"]], columns["source_id"])
     keep = np.ones(len(table), dtype=bool)
     if band_column is not None:
-        bands = np.array(
-            [_text(value).strip().upper() for value in np.ma.getdata(table[band_column])]
-        )
+        bands = np.char.upper(_stripped_text(table[band_column]))
         keep &= (bands == "G") & ~np.ma.getmaskarray(table[band_column])
     for name in rejects:
         keep &= ~_to_bool(table[name])
