@@ -240,3 +240,10 @@ def test_killed_run_resumes_without_recomputing(tmp_path):
         else:
             assert list(a) == list(b)
     assert not parts.exists()
+
+
+def test_sources_missing_from_the_star_table_are_skipped(catalogue):
+    # Chunks of 4 sources, most of them with no row in the star table.
+    stars = catalogue["stars"][15:20]
+    result = predict_catalogue(catalogue["paths"][".csv"], stars, chunk_size=4)
+    _assert_same(result, add_feh(stars, read_epoch_photometry(catalogue["paths"][".csv"])))
