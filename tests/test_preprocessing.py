@@ -148,3 +148,89 @@ def test_fold_times_rejects_bad_periods(period):
     with pytest.raises(LightCurveError, match="positive finite") as info:
         fold_times([1.0, 2.0], period, star=7)
     assert info.value.status == "invalid_period" and "star 7" in str(info.value)
+
+
+# The vectorised ("batch") smoother against the per-star scipy reference.
+
+def _noisy_curves(n_stars, seed=0, n_epochs=(20, 90)):
+    rng = np.random.default_rng(seed)
+    phases, mags = [], []
+    for _ in range(n_stars):
+        phase = rng.uniform(0, 1, rng.integers(*n_epochs))
+        shift, amp = rng.uniform(0, 1), rng.uniform(0.5, 1.5)
+        mags.append(15 + amp * (rrab_shape(phase - shift) - 15) + rng.normal(0, 0.02, phase.size))
+        phases.append(phase)
+    return phases, mags
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_batch_smoother_reproduces_the_scipy_reference(seed):
+    phases, mags = _noisy_curves(12, seed)
+    for phase, mag in zip(phases, mags):
+        fast = smooth_lightcurve(phase, mag, 80, smoother="batch")
+        ref = smooth_lightcurve(phase, mag, 80, smoother="scipy_gcv")
+        offset = (fast.phase_of_maximum - ref.phase_of_maximum + 0.5) % 1.0 - 0.5
+        assert abs(offset) < 0.01
+        assert fast.mean_mag == pytest.approx(ref.mean_mag, abs=0.01)
+        rms = np.sqrt(np.mean((fast.grid_mag - ref.grid_mag) ** 2))
+        assert rms < 0.02, rms
+        np.testing.assert_allclose(fast.phase, np.sort(fast.phase))
+
+
+def test_batch_smoother_penalty_search_is_scipys_bounded_brent():
+    from scipy.optimize import minimize_scalar
+
+    from rrlyrae_metallicity.preprocessing import _bounded_brent
+
+    centres = np.array([1e-6, 3e-4, 0.2, 2.9, 7.0])
+    upper = np.array([10.0, 30.0, 50.0, 3.0, 8.0])
+
+    def func(x):
+        return np.log1p((x - centres) ** 2 * 1e6) + np.sin(40 * x) * 1e-3
+
+    mine = _bounded_brent(func, upper)
+    for i in range(centres.size):
+        ref = minimize_scalar(lambda x: func(np.full(centres.size, x))[i],
+                              bounds=(0, upper[i]), method="bounded")
+        assert mine[i] == ref.x
+
+
+def test_batch_smoother_is_independent_of_the_other_stars_and_padding():
+    phases, mags = _noisy_curves(30, seed=5, n_epochs=(20, 300))
+    periods = np.full(30, 0.55)
+    config = PreprocessingConfig()
+    together, _, _ = prepare_inputs(phases, mags, periods, config)
+    for i in (0, 7, 29):
+        alone, _, _ = prepare_inputs(phases[i:i + 1], mags[i:i + 1], periods[i:i + 1], config)
+        np.testing.assert_allclose(alone[0], together[i], atol=1e-6)
+
+
+def test_batch_smoother_exact_invariances(epochs):
+    phase, mag = epochs
+    a = smooth_lightcurve(phase, mag, 80)
+    b = smooth_lightcurve(phase + 0.3712, mag + 3.0, 80)
+    np.testing.assert_allclose(b.grid_mag - b.mean_mag, a.grid_mag - a.mean_mag, atol=1e-9)
+    assert b.mean_mag - a.mean_mag == pytest.approx(3.0, abs=1e-9)
+
+
+def test_batch_and_reference_report_the_same_statuses(epochs):
+    phase, mag = epochs
+    bad = [phase, phase[:MIN_EPOCHS - 1], phase, np.full(30, np.nan), phase]
+    bad_mags = [mag, mag[:MIN_EPOCHS - 1], mag, np.zeros(30), mag]
+    periods = [0.6, 0.6, 0.0, 0.6, 0.6]
+    statuses = {}
+    for smoother in ("batch", "scipy_gcv"):
+        inputs, smoothed, errors = prepare_inputs(
+            bad, bad_mags, periods, PreprocessingConfig(smoother=smoother))
+        statuses[smoother] = [None if e is None else e.status for e in errors]
+        assert np.all(inputs[1:4] == 0) and smoothed[1] is None
+        np.testing.assert_array_equal(inputs[0], inputs[4])
+    assert statuses["batch"] == statuses["scipy_gcv"] == [
+        None, "too_few_epochs", "invalid_period", "too_few_epochs", None]
+
+
+def test_config_rejects_unknown_smoother():
+    with pytest.raises(ValueError, match="smoother must be one of"):
+        PreprocessingConfig(smoother="lowess")
+    with pytest.raises(ValueError, match="smoother must be one of"):
+        smooth_lightcurve(np.linspace(0, 1, 30), np.ones(30), 80, smoother="lowess")

@@ -1,0 +1,188 @@
+"""Throughput of the package against the paper's pipeline, on the same stars.
+
+The reference pipeline is what the issue asks to beat: one
+`scipy.interpolate.make_smoothing_spline` GCV fit per star in a Python loop
+(the ``scipy_gcv`` smoother) and Keras ``model.predict`` on the same
+ensemble (ten 40/32/16 GRU members on 80 x 2 inputs, weights copied from the
+shipped ONNX files when possible).
+"""
+
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rrlyrae_metallicity.models import load_model
+from rrlyrae_metallicity.preprocessing import prepare_inputs
+
+from .conftest import N_STARS, record
+
+REPO = Path(__file__).resolve().parents[1]
+GAIA = REPO.parent / "shared" / "data" / "gaia_dr2_rrab_g"
+
+
+@pytest.fixture(scope="module")
+def model():
+    return load_model()
+
+
+def end_to_end(phases, mags, periods, model):
+    """Pre-process and predict the ensemble mean, as `predict_feh` does after folding."""
+    inputs, _, errors = prepare_inputs(phases, mags, periods, model.preprocessing)
+    good = np.array([e is None for e in errors])
+    return model.predict_members(inputs[good]).mean(axis=0)
+
+
+def test_preprocessing(benchmark, simulated, model):
+    phases, mags, periods = simulated
+    benchmark.pedantic(prepare_inputs, args=(phases, mags, periods, model.preprocessing),
+                       rounds=3, warmup_rounds=1)
+    record("preprocessing", benchmark, N_STARS)
+
+
+def test_model(benchmark, simulated, model):
+    inputs, _, _ = prepare_inputs(*simulated, model.preprocessing)
+    benchmark.pedantic(model.predict_members, args=(inputs,), rounds=3, warmup_rounds=1)
+    record("model", benchmark, N_STARS)
+
+
+def test_end_to_end(benchmark, simulated, model):
+    benchmark.pedantic(end_to_end, args=(*simulated, model), rounds=3, warmup_rounds=1)
+    record("end_to_end", benchmark, N_STARS)
+
+
+@pytest.fixture(scope="module")
+def keras_members(model):
+    """The ensemble rebuilt in Keras (``build_gru(units=(40, 32, 16))``), ONNX weights loaded."""
+    pytest.importorskip("tensorflow")
+    from training.architectures import build_gru
+
+    members = []
+    for member in model.manifest["members"]:
+        keras_model = build_gru((model.preprocessing.sequence_length, 2), units=(40, 32, 16))
+        _load_onnx_weights(keras_model, model, member["file"])
+        members.append(keras_model)
+    return members
+
+
+def _load_onnx_weights(keras_model, model, filename):
+    """Copy the ONNX initialisers into the Keras model when the shapes line up.
+
+    Only the timing matters for the benchmark, so a mismatch leaves Keras's
+    initial weights in place.
+    """
+    import onnx
+    from onnx import numpy_helper
+
+    from rrlyrae_metallicity.models import _models_dir
+
+    graph = onnx.load_from_string((_models_dir() / model.name / filename).read_bytes()).graph
+    available = [numpy_helper.to_array(t) for t in graph.initializer]
+    by_shape = {}
+    for array in available:
+        by_shape.setdefault(array.shape, []).append(array)
+    weights = []
+    for variable in keras_model.get_weights():
+        candidates = by_shape.get(variable.shape)
+        if not candidates:
+            return
+        weights.append(candidates.pop(0))
+    keras_model.set_weights(weights)
+
+
+def reference_preprocessing(phases, mags, periods, model):
+    config = dataclasses.replace(model.preprocessing, smoother="scipy_gcv")
+    return prepare_inputs(phases, mags, periods, config)[0]
+
+
+def reference_model(inputs, members):
+    return np.mean([m.predict(inputs, batch_size=256, verbose=0)[:, 0] for m in members], axis=0)
+
+
+def test_reference_preprocessing(benchmark, simulated, model):
+    benchmark.pedantic(reference_preprocessing, args=(*simulated, model), rounds=1, iterations=1)
+    record("reference_preprocessing", benchmark, N_STARS)
+
+
+def test_reference_model(benchmark, simulated, model, keras_members):
+    inputs = reference_preprocessing(*simulated, model)
+    benchmark.pedantic(reference_model, args=(inputs, keras_members), rounds=1,
+                       warmup_rounds=1)
+    record("reference_model", benchmark, N_STARS)
+
+
+def test_reference_end_to_end(benchmark, simulated, model, keras_members):
+    def run():
+        return reference_model(reference_preprocessing(*simulated, model), keras_members)
+
+    benchmark.pedantic(run, rounds=1, iterations=1)
+    record("reference_end_to_end", benchmark, N_STARS)
+
+
+@pytest.fixture(scope="module")
+def real():
+    if not (GAIA / "stars.ecsv").exists():
+        pytest.skip(f"shared data not found in {GAIA}")
+    from training.data import load_dataset
+
+    dataset = load_dataset(GAIA)
+    return dataset.phases, dataset.mags, dataset.periods
+
+
+def test_end_to_end_real(benchmark, real, model):
+    benchmark.pedantic(end_to_end, args=(*real, model), rounds=3, warmup_rounds=1)
+    record("end_to_end_real", benchmark, len(real[0]))
+
+
+def test_reference_end_to_end_real(benchmark, real, model, keras_members):
+    def run():
+        return reference_model(reference_preprocessing(*real, model), keras_members)
+
+    benchmark.pedantic(run, rounds=1, iterations=1)
+    record("reference_end_to_end_real", benchmark, len(real[0]))
+
+
+_RSS_SCRIPT = """
+import json, resource, sys, time
+import numpy as np
+from rrlyrae_metallicity import simulate
+from rrlyrae_metallicity.models import load_model
+from rrlyrae_metallicity.preprocessing import fold_times, prepare_inputs
+n = int(sys.argv[1])
+stars = simulate.simulate_stars(min(n, 2000), seed=11)
+phases, mags = [], []
+for i, star in enumerate(stars):
+    curve = simulate.simulate_lightcurve(star, rng=i)
+    phases.append(fold_times(np.asarray(curve.time.jd), star["pf"]))
+    mags.append(np.asarray(curve["mag"].value, dtype=float))
+reps = -(-n // len(stars))
+phases, mags = (phases * reps)[:n], (mags * reps)[:n]
+periods = np.resize(np.asarray(stars["pf"], dtype=float), n)
+model = load_model()
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+start = time.perf_counter()
+inputs, _, _ = prepare_inputs(phases, mags, periods, model.preprocessing)
+model.predict_members(inputs)
+elapsed = time.perf_counter() - start
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(json.dumps({"batch": n, "rss_before_mb": before / 1024, "peak_rss_mb": peak / 1024,
+                  "stars_per_s": n / elapsed}))
+"""
+
+
+@pytest.mark.parametrize("batch", [500, 2000, 8000, 32000])
+def test_peak_rss_per_batch_size(benchmark, batch):
+    """Peak RSS of one process that pre-processes and predicts ``batch`` stars at once."""
+    def run():
+        out = subprocess.run([sys.executable, "-c", _RSS_SCRIPT, str(batch)], check=True,
+                             capture_output=True, text=True, env=dict(os.environ))
+        return json.loads(out.stdout.strip().splitlines()[-1])
+
+    result = benchmark.pedantic(run, rounds=1, iterations=1)
+    benchmark.extra_info.update(result)
+    print(f"\npeak RSS, batch {batch}: {result}")
