@@ -56,12 +56,21 @@ def _session_options(ort):
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     threads = os.environ.get("OMP_NUM_THREADS")
-    if threads:
-        options.intra_op_num_threads = int(threads)
+    # One intra-op thread per core this process may use: the GRU's batched
+    # matrix products scale with cores, more threads only contend.
+    options.intra_op_num_threads = int(threads) if threads else _usable_cores()
     # Many small sessions (one per fold) must not each spin their own pool of
     # busy-waiting threads.
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return options
+
+
+def _usable_cores():
+    """Cores this process may run on (its CPU affinity where the OS tells it)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
 
 
 class FehEnsemble:
@@ -136,11 +145,28 @@ class FehEnsemble:
         """
         inputs = np.ascontiguousarray(inputs, dtype=np.float32)
         out = np.empty((len(self.sessions), len(inputs)))
+        run = self._run_cuda if self.provider == "CUDAExecutionProvider" else self._run_cpu
         for start in range(0, len(inputs), batch_size):
             chunk = inputs[start:start + batch_size]
-            for i, session in enumerate(self.sessions):
-                out[i, start:start + len(chunk)] = session.run(None, {self.input_name: chunk})[0].ravel()
+            out[:, start:start + len(chunk)] = run(chunk)
         return out
+
+    def _run_cpu(self, chunk):
+        return [session.run(None, {self.input_name: chunk})[0].ravel()
+                for session in self.sessions]
+
+    def _run_cuda(self, chunk):
+        """Copy the chunk to the GPU once and bind it to every member (untested: no GPU here)."""
+        ort = _onnxruntime()
+        device_input = ort.OrtValue.ortvalue_from_numpy(chunk, "cuda", 0)
+        results = []
+        for session in self.sessions:
+            binding = session.io_binding()
+            binding.bind_ortvalue_input(self.input_name, device_input)
+            binding.bind_output(session.get_outputs()[0].name, "cpu")
+            session.run_with_iobinding(binding)
+            results.append(binding.copy_outputs_to_cpu()[0].ravel())
+        return results
 
 
 def load_model(name="default"):
