@@ -88,7 +88,18 @@ def run_cli(directory, *, chunk_size, extra=()):
     wall = time.perf_counter() - start
     # ru_maxrss of the children: the peak resident set of the CLI process (kB on Linux).
     peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return {"command": " ".join(command), "wall_s": wall, "peak_rss_mb": peak_kb / 1024}
+    return {"command": " ".join(command), "wall_s": wall, "peak_rss_mb": peak_kb / 1024,
+            "commit": _commit(), "cpu_count": os.cpu_count(),
+            "load_average_1min": os.getloadavg()[0]}
+
+
+def _commit():
+    """The package's commit, marked ``-dirty`` when its files differ from it."""
+    def git(*args):
+        return subprocess.run(["git", *args], capture_output=True, text=True).stdout.strip()
+
+    dirty = git("status", "--porcelain", "--", "rrlyrae_metallicity")
+    return git("rev-parse", "--short", "HEAD") + ("-dirty" if dirty else "")
 
 
 def check_sample(directory, *, sample, seed=0):
