@@ -24,3 +24,26 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "remote_data" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def simulated_training_set():
+    """60 simulated Gaia-like stars, folded, in the layout of the shared training set."""
+    import numpy as np
+    from astropy import units as u
+    from astropy.table import Table
+
+    data = pytest.importorskip("training.data", reason="run the tests from the repository root")
+    from rrlyrae_metallicity import simulate
+
+    stars = simulate.simulate_stars(60, seed=5)
+    phases, mags = [], []
+    for i, star in enumerate(stars):
+        curve = simulate.simulate_lightcurve(star, n_epochs=30, rng=i)
+        folded = curve.fold(period=star["pf"] * u.day, normalize_phase=True, wrap_phase=1)
+        phases.append(np.asarray(folded.time.value) % 1.0)
+        mags.append(np.asarray(curve["mag"].value))
+    table = Table({"source_id": stars["source_id"], "period": stars["pf"],
+                   "feh": stars["feh_simulated"], "feh_dg22": stars["feh_simulated"] + 0.1,
+                   "n_epochs": [30] * len(stars)})
+    return data.Dataset(stars=table, phases=phases, mags=mags)

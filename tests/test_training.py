@@ -8,7 +8,6 @@ import json
 
 import numpy as np
 import pytest
-from astropy import units as u
 from astropy.table import Table
 
 pytest.importorskip("tensorflow", reason="the training tests need the 'train' extra")
@@ -17,12 +16,11 @@ training = pytest.importorskip("training", reason="run the tests from the reposi
 
 from training.architectures import ARCHITECTURES, build_gru, build_model  # noqa: E402
 from training.cv import TrainingConfig, run_cross_validation, stratified_folds  # noqa: E402
-from training.data import Dataset, density_weights  # noqa: E402
+from training.data import density_weights  # noqa: E402
 from training.export import ExportError, export_onnx  # noqa: E402
 from training.metrics import regression_metrics, summarise_folds  # noqa: E402
 from training.ship import ship_run  # noqa: E402
 
-from rrlyrae_metallicity import simulate  # noqa: E402
 from rrlyrae_metallicity.preprocessing import PreprocessingConfig  # noqa: E402
 
 
@@ -152,19 +150,8 @@ def test_metrics_and_summary():
 
 
 @pytest.fixture(scope="module")
-def small_dataset():
-    """60 simulated stars, folded, in the layout of the shared training set."""
-    stars = simulate.simulate_stars(60, seed=5)
-    phases, mags = [], []
-    for i, star in enumerate(stars):
-        curve = simulate.simulate_lightcurve(star, n_epochs=30, rng=i)
-        folded = curve.fold(period=star["pf"] * u.day, normalize_phase=True, wrap_phase=1)
-        phases.append(np.asarray(folded.time.value) % 1.0)
-        mags.append(np.asarray(curve["mag"].value))
-    table = Table({"source_id": stars["source_id"], "period": stars["pf"],
-                   "feh": stars["feh_simulated"], "feh_dg22": stars["feh_simulated"] + 0.1,
-                   "n_epochs": [30] * len(stars)})
-    return Dataset(stars=table, phases=phases, mags=mags)
+def small_dataset(simulated_training_set):
+    return simulated_training_set
 
 
 def test_cross_validation_resumes_exports_and_ships(tmp_path, small_dataset):

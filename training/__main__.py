@@ -66,11 +66,31 @@ def _ship_parser(sub):
     p.add_argument("--default", action="store_true", help="make it the default model")
 
 
+def _study_parser(sub):
+    from .study import PROFILES
+
+    p = sub.add_parser("study", help="the architecture × variant × grid study, resumable run by run",
+                       description="Run or resume a study: every architecture, data variant, "
+                                   "grid point and repeat of a profile, each a K-fold "
+                                   "cross-validation run. Finished runs are never recomputed; "
+                                   "results.ecsv and summary.ecsv are rewritten at the end.")
+    p.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR,
+                   help="folder with stars.ecsv and lightcurves.ecsv (default: %(default)s)")
+    p.add_argument("--study-dir", type=Path, required=True, help="output and checkpoint folder")
+    p.add_argument("--profile", default="smoke",
+                   help=f"one of {sorted(PROFILES)} or a JSON file of StudyProfile fields "
+                        "(default: %(default)s)")
+    p.add_argument("--only", default=None,
+                   help="run only the runs whose id contains this text, e.g. 'gru-' or "
+                        "'-raw-' (to share a study between processes)")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m training", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     _cv_parser(sub)
     _ship_parser(sub)
+    _study_parser(sub)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
 
@@ -97,6 +117,15 @@ def main(argv=None):
         print(json.dumps({"validation": metrics["validation"],
                           "pooled_out_of_fold": metrics["pooled_out_of_fold"],
                           "pooled_peer": metrics["pooled_peer"]}, indent=2))
+    elif args.command == "study":
+        from .data import load_dataset
+        from .study import PROFILES, StudyProfile, run_study
+
+        profile = (PROFILES[args.profile] if args.profile in PROFILES
+                   else StudyProfile.from_json(args.profile))
+        results = run_study(load_dataset(args.data_dir), profile, args.study_dir, log=log.info,
+                            only=args.only)
+        log.info("%d runs finished; see %s", len(results), args.study_dir / "summary.ecsv")
     elif args.command == "ship":
         from .report import update_readme
         from .ship import record_results, ship_run

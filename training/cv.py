@@ -30,7 +30,7 @@ from rrlyrae_metallicity.preprocessing import PreprocessingConfig
 from .data import density_weights, preprocess
 from .metrics import regression_metrics, summarise_folds
 
-__all__ = ["TrainingConfig", "stratified_folds", "run_cross_validation"]
+__all__ = ["TrainingConfig", "stratified_folds", "run_cross_validation", "uncertainty_calibration"]
 
 
 @dataclass
@@ -66,6 +66,9 @@ class TrainingConfig:
     model_kwargs : dict
         Extra keyword arguments of the architecture builder (e.g. ``units``);
         empty for the paper's architecture.
+    run_eagerly : bool
+        Train without compiling a graph: slower per batch, but no tracing cost,
+        which dominates the few-batch runs of smoke tests.
     """
 
     architecture: str = "gru"
@@ -82,6 +85,7 @@ class TrainingConfig:
     validation_fraction: float = 0.1
     weight_power: float = 1.0
     model_kwargs: dict = field(default_factory=dict)
+    run_eagerly: bool = False
 
     def to_dict(self):
         return asdict(self)
@@ -154,6 +158,8 @@ def _train_member(config, inputs, feh, weights, train_idx, seed, description):
         train_idx, test_size=config.validation_fraction, random_state=seed,
         stratify=_strata(feh[train_idx], config.n_bins),
     )
+    # Free the graphs of earlier members: a study trains hundreds in one process.
+    keras.backend.clear_session()
     keras.utils.set_random_seed(seed)
     prep = PreprocessingConfig(**config.preprocessing)
     model = build_model(
@@ -161,8 +167,11 @@ def _train_member(config, inputs, feh, weights, train_idx, seed, description):
         label_mean=float(np.mean(feh[fit_idx])), label_std=float(np.std(feh[fit_idx])),
         **config.model_kwargs,
     )
+    # XLA ("auto") made the GRU 4x slower per epoch on CPU and its compilation
+    # dominates short runs; plain graphs are never slower here.
     model.compile(optimizer=keras.optimizers.Adam(config.learning_rate), loss="mse",
-                  weighted_metrics=[])
+                  weighted_metrics=[], jit_compile=False,
+                  run_eagerly=config.run_eagerly)
     callbacks = [
         keras.callbacks.EarlyStopping(patience=config.patience, restore_best_weights=True),
         _EpochProgress(description, config.max_epochs),
@@ -179,11 +188,59 @@ def _train_member(config, inputs, feh, weights, train_idx, seed, description):
     return model, {k: [float(v) for v in vals] for k, vals in history.history.items()}
 
 
-def _predict(model, inputs):
-    return np.asarray(model.predict(inputs, batch_size=4096, verbose=0)).ravel()
+def _predict(model, inputs, batch_size=2048):
+    # Direct calls instead of model.predict, which traces a new graph per model.
+    return np.concatenate([
+        np.asarray(model(inputs[i:i + batch_size], training=False)).ravel()
+        for i in range(0, len(inputs), batch_size)
+    ]) if len(inputs) else np.empty(0)
 
 
-def run_cross_validation(dataset, config, run_dir, *, export=True, log=print, only_folds=None):
+def uncertainty_calibration(feh, oof_members, folds):
+    """Calibrate the ensemble's uncertainty on out-of-fold errors, and check it.
+
+    Parameters
+    ----------
+    feh : ndarray, shape (n_stars,)
+        Labels.
+    oof_members : ndarray, shape (n_stars, members_per_fold)
+        Out-of-fold prediction of each member of the star's own fold.
+    folds : ndarray of int
+        Fold of every star.
+
+    Returns
+    -------
+    dict
+        The `~rrlyrae_metallicity.uncertainty.fit_calibration` fitted on all
+        stars (what ships with the model), and the coverage of ``|error| <
+        std`` and ``< 2 std`` when each fold is predicted with a calibration
+        fitted on the other folds only (cross-fitted, so not flattered).
+    """
+    from rrlyrae_metallicity import uncertainty
+
+    errors = oof_members.mean(axis=1) - feh
+    if oof_members.shape[1] > 1:
+        spread = oof_members.std(axis=1, ddof=1)
+    else:
+        spread = np.zeros(len(feh))
+    std = np.empty(len(feh))
+    for k in np.unique(folds):
+        held_out = folds == k
+        fitted = uncertainty.fit_calibration(errors[~held_out], spread[~held_out])
+        std[held_out] = uncertainty.calibrated_std(spread[held_out], fitted)
+    return {
+        **uncertainty.fit_calibration(errors, spread),
+        "model": "std = scale * hypot(floor_dex, within-fold spread of the members)",
+        "crossfit_coverage_1std": uncertainty.coverage(errors, std),
+        "crossfit_coverage_2std": uncertainty.coverage(errors, std, 2.0),
+        "crossfit_median_std_dex": float(np.median(std)),
+        "uncalibrated_coverage_1std": uncertainty.coverage(errors, spread),
+        "uncalibrated_median_spread_dex": float(np.median(spread)),
+    }
+
+
+def run_cross_validation(dataset, config, run_dir, *, export=True, log=print, only_folds=None,
+                         cache_dir=None, progress=True):
     """Cross-validate ``config`` on ``dataset``, resuming from ``run_dir``.
 
     Parameters
@@ -199,6 +256,11 @@ def run_cross_validation(dataset, config, run_dir, *, export=True, log=print, on
     only_folds : sequence of int, optional
         Train only these folds (e.g. in a second process sharing ``run_dir``)
         and return `None`; a later call without it assembles the metrics.
+    cache_dir : path-like, optional
+        Where pre-processed inputs are cached (default: ``run_dir/../cache``).
+    progress : bool
+        Show a progress bar for the pre-processing (each member always shows
+        one for its epochs).
 
     Returns
     -------
@@ -221,7 +283,8 @@ def run_cross_validation(dataset, config, run_dir, *, export=True, log=print, on
         _write_json(config_path, config.to_dict())
 
     prep = PreprocessingConfig(**config.preprocessing)
-    inputs, amplitudes = preprocess(dataset, prep, cache_dir=run_dir.parent / "cache")
+    inputs, amplitudes = preprocess(dataset, prep, progress=progress,
+                                    cache_dir=run_dir.parent / "cache" if cache_dir is None else cache_dir)
     feh = dataset.feh
     weights = density_weights(feh)
     train_weights = weights**config.weight_power
@@ -299,6 +362,7 @@ def run_cross_validation(dataset, config, run_dir, *, export=True, log=print, on
             json.loads((run_dir / f"fold_{k}" / f"member_{s}.json").read_text())["wall_time_s"]
             for k in range(config.n_folds) for s in range(config.members_per_fold)
         ),
+        "uncertainty": uncertainty_calibration(feh, oof, folds),
     }
     _write_json(run_dir / "metrics.json", metrics)
 
@@ -306,6 +370,7 @@ def run_cross_validation(dataset, config, run_dir, *, export=True, log=print, on
     table["source_id"] = dataset.stars["source_id"]
     table["feh"] = feh
     table["feh_pred"] = prediction
+    table["feh_pred_members"] = oof
     table["feh_dg22"] = dataset.feh_peer
     table["fold"] = folds
     table["weight"] = weights

@@ -17,7 +17,7 @@ class ExportError(RuntimeError):
     """ONNX Runtime does not reproduce the Keras model within tolerance."""
 
 
-def export_onnx(model, path, check_inputs, *, atol=1e-5):
+def export_onnx(model, path, check_inputs, *, atol=1e-5, rtol=1e-6):
     """Convert ``model`` with tf2onnx, write it to ``path`` and verify it.
 
     Parameters
@@ -28,8 +28,11 @@ def export_onnx(model, path, check_inputs, *, atol=1e-5):
         Destination ``.onnx`` file; written atomically.
     check_inputs : ndarray, shape (n, length, 2)
         Real model inputs on which Keras and ONNX Runtime are compared.
-    atol : float
-        Largest allowed absolute difference, in dex.
+    atol, rtol : float
+        The check is ``|ONNX - Keras| <= atol + rtol * |Keras|`` for every input
+        (dex). ``rtol`` is a few float32 roundings: it matters only for the
+        barely trained models of smoke tests, whose outputs can reach 100 dex;
+        for real [Fe/H] values the bound stays below 1.3e-5 dex.
 
     Returns
     -------
@@ -53,10 +56,11 @@ def export_onnx(model, path, check_inputs, *, atol=1e-5):
     check_inputs = np.asarray(check_inputs, dtype=np.float32)
     onnx_out = session.run(None, {session.get_inputs()[0].name: check_inputs})[0].ravel()
     keras_out = np.asarray(model(check_inputs, training=False)).ravel()
-    max_diff = float(np.max(np.abs(onnx_out - keras_out)))
-    if not np.isfinite(max_diff) or max_diff > atol:
+    diff = np.abs(onnx_out - keras_out)
+    max_diff = float(np.max(diff))
+    if not np.all(diff <= atol + rtol * np.abs(keras_out)):
         raise ExportError(
-            f"ONNX Runtime differs from Keras by {max_diff:.3g} dex (tolerance {atol:g}) "
+            f"ONNX Runtime differs from Keras by {max_diff:.3g} dex (tolerance {atol:g} + {rtol:g} × |value|) "
             f"on {len(check_inputs)} inputs; {path} was not written"
         )
     path = Path(path)

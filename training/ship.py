@@ -19,7 +19,7 @@ RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
 # Columns of the out-of-fold table kept in the repository: our predictions only,
 # never the shared data's labels or light curves (joined back on source_id).
-_RECORDED_COLUMNS = ("source_id", "fold", "feh_pred", "amplitude")
+_RECORDED_COLUMNS = ("source_id", "fold", "feh_pred", "feh_pred_members", "amplitude")
 
 TRAINING_DATA = {
     "name": "gaia_dr2_rrab_g",
@@ -118,6 +118,9 @@ def ship_run(run_dir, name, *, produced_by=None, make_default=False, data_dir=No
         "cv_metrics": {key: metrics[key] for key in
                        ("validation", "training", "peer_same_folds", "pooled_out_of_fold",
                         "pooled_peer", "n_stars", "wall_time_s")},
+        # Read by rrlyrae_metallicity.uncertainty at prediction time (absent for
+        # runs made before the calibration existed: the raw spread is reported).
+        "uncertainty_calibration": metrics.get("uncertainty"),
         "produced_by": produced_by or f"python -m training cv --run-dir {run_dir}",
         "training_commit": _git_commit(),
         "created": datetime.date.today().isoformat(),
@@ -150,5 +153,5 @@ def record_results(run_dir, name, *, results_dir=RESULTS_DIR):
     target.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(run_dir / "metrics.json", target / "metrics.json")
     oof = Table.read(run_dir / "oof_predictions.ecsv")
-    oof[list(_RECORDED_COLUMNS)].write(target / "oof_predictions.ecsv", overwrite=True)
+    oof[[c for c in _RECORDED_COLUMNS if c in oof.colnames]].write(target / "oof_predictions.ecsv", overwrite=True)
     return target

@@ -1,0 +1,49 @@
+"""Tests of the calibrated uncertainty model."""
+
+import numpy as np
+import pytest
+
+from rrlyrae_metallicity.uncertainty import (
+    COVERAGE,
+    calibrated_std,
+    coverage,
+    fit_calibration,
+    within_fold_spread,
+)
+
+
+def test_within_fold_spread_ignores_differences_between_folds():
+    # Two folds whose members disagree by 1 dex between folds but 0.1 dex within.
+    predictions = np.array([[0.0, 0.0], [0.1, 0.1], [1.0, 1.0], [1.1, 1.1]])
+    folds = np.array([0, 0, 1, 1])
+    np.testing.assert_allclose(within_fold_spread(predictions, folds),
+                               np.std([0.0, 0.1], ddof=1))
+    # A fold with a single member carries no spread information.
+    np.testing.assert_allclose(within_fold_spread(predictions[:3], folds[:3]),
+                               np.std([0.0, 0.1], ddof=1))
+    assert np.all(within_fold_spread(predictions[[0, 2]], [0, 1]) == 0)
+
+
+def test_fit_recovers_a_gaussian_floor_and_covers_68_percent():
+    rng = np.random.default_rng(3)
+    spread = rng.uniform(0.0, 0.1, 20000)
+    errors = rng.normal(0.0, np.hypot(0.15, spread))
+    fitted = fit_calibration(errors, spread)
+    assert fitted["floor_dex"] == pytest.approx(0.15, rel=0.03)
+    assert fitted["scale"] == pytest.approx(1.0, abs=0.03)
+    std = calibrated_std(spread, fitted)
+    assert coverage(errors, std) == pytest.approx(COVERAGE, abs=0.002)
+    assert coverage(errors, std, 2.0) == pytest.approx(0.954, abs=0.01)
+
+
+def test_heavy_tails_are_covered_by_the_scale():
+    rng = np.random.default_rng(4)
+    errors = rng.laplace(0.0, 0.1, 20000)
+    spread = np.zeros_like(errors)
+    std = calibrated_std(spread, fit_calibration(errors, spread))
+    # A Gaussian fit alone would cover about 76 % of Laplace errors.
+    assert coverage(errors, std) == pytest.approx(COVERAGE, abs=0.002)
+
+
+def test_uncalibrated_models_report_the_spread():
+    np.testing.assert_array_equal(calibrated_std([0.1, 0.2], None), [0.1, 0.2])
