@@ -96,7 +96,8 @@ def run_cli(directory, *, chunk_size, extra=()):
 def _commit():
     """The package's commit, marked ``-dirty`` when its files differ from it."""
     def git(*args):
-        return subprocess.run(["git", *args], capture_output=True, text=True).stdout.strip()
+        return subprocess.run(["git", *args], capture_output=True, text=True,
+                              check=False).stdout.strip()
 
     dirty = git("status", "--porcelain", "--", "rrlyrae_metallicity")
     return git("rev-parse", "--short", "HEAD") + ("-dirty" if dirty else "")

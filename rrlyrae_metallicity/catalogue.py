@@ -41,7 +41,7 @@ from .inference import (
 from .models import load_model
 from .preprocessing import fold_times
 
-__all__ = ["predict_catalogue", "write_table_atomically", "ResumeError", "OUTPUT_FORMATS"]
+__all__ = ["OUTPUT_FORMATS", "ResumeError", "predict_catalogue", "write_table_atomically"]
 
 #: astropy format of an output table, by file extension.
 OUTPUT_FORMATS = {".ecsv": "ascii.ecsv", ".csv": "ascii.csv", ".fits": "fits", ".fit": "fits",

@@ -11,7 +11,7 @@ dd = pytest.importorskip("dask.dataframe")
 distributed = pytest.importorskip("distributed")
 pytest.importorskip("pyarrow")
 
-from rrlyrae_metallicity.distributed import predict_feh_dask  # noqa: E402
+from rrlyrae_metallicity.distributed import predict_feh_dask
 
 # dask 2026.8 calls set_index and reset_index with inplace=True, which pandas 3.1
 # deprecates: not ours.
@@ -26,10 +26,10 @@ COLUMNS = ["source_id", "band", "time", "mag", "rejected_by_photometry",
 
 @pytest.fixture(scope="module")
 def client():
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  dashboard_address=None) as cluster:
-        with distributed.Client(cluster) as client:
-            yield client
+    with (distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                   dashboard_address=None) as cluster,
+          distributed.Client(cluster) as client):
+        yield client
 
 
 @pytest.fixture(scope="module")
