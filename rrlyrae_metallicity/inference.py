@@ -161,7 +161,7 @@ def _predict_phased(phases, mags, periods, errors, ensemble, stars):
     if good.any():
         members = ensemble.predict_members(inputs[good], batch_size=_ONNX_BATCH)
         feh[good] = members.mean(axis=0)
-        std[good] = members.std(axis=0, ddof=1) if len(members) > 1 else 0.0
+        std[good] = ensemble.uncertainty(members)
     return feh, std, errors, domain
 
 
@@ -375,7 +375,10 @@ def _with_feh_columns(table, columns, ensemble):
     out["feh_status"] = status.astype(str)
     out["feh_domain"] = domain.astype(str)
     out["feh_phot"].description = f"photometric [Fe/H], mean of the {ensemble.name} ensemble"
-    out["feh_phot_std"].description = "standard deviation of the ensemble members' predictions"
+    out["feh_phot_std"].description = (
+        "uncertainty of feh_phot: the members' spread calibrated on out-of-fold errors"
+        if ensemble.uncertainty_calibration else
+        "spread of the ensemble members' predictions (not calibrated)")
     out["feh_status"].description = "'ok', or why no [Fe/H] was predicted"
     out["feh_domain"].description = ("empty, or why the star lies outside the period, amplitude "
                                      "or epoch-count range of the training set")

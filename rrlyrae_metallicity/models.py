@@ -11,6 +11,7 @@ import numpy as np
 
 from .exceptions import ModelError, ModelIntegrityError, RRLyraeMetallicityWarning
 from .preprocessing import PreprocessingConfig
+from .uncertainty import calibrated_std, within_fold_spread
 
 __all__ = ["available_models", "default_model_name", "load_model", "FehEnsemble"]
 
@@ -122,6 +123,30 @@ class FehEnsemble:
                 stacklevel=2,
             )
         self.input_name = self.sessions[0].get_inputs()[0].name
+
+    @property
+    def uncertainty_calibration(self):
+        """The manifest's calibration of the uncertainty (`None` if uncalibrated)."""
+        return self.manifest.get("uncertainty_calibration")
+
+    def uncertainty(self, member_predictions):
+        """Uncertainty of each star's mean [Fe/H], from its members' predictions.
+
+        Parameters
+        ----------
+        member_predictions : ndarray, shape (n_members, n)
+            The result of `predict_members`.
+
+        Returns
+        -------
+        ndarray, shape (n,)
+            The calibrated standard deviation (dex) of
+            `rrlyrae_metallicity.uncertainty`; the members' within-fold
+            spread for models without a calibration.
+        """
+        folds = [member.get("fold", i) for i, member in enumerate(self.manifest["members"])]
+        spread = within_fold_spread(member_predictions, folds)
+        return calibrated_std(spread, self.uncertainty_calibration)
 
     @property
     def training_domain(self):

@@ -83,7 +83,23 @@ def test_predict_with_std_matches_members(stars, curves):
                               _magnitudes(curves[0], None, None), model.preprocessing.n_phases)
     members = model.predict_members(model_input(curve, period, model.preprocessing)[None])
     assert feh.value == pytest.approx(members.mean(), abs=1e-9)
-    assert std.value == pytest.approx(members.std(ddof=1), abs=1e-9)
+    # The uncertainty is the members' within-fold spread, calibrated by the manifest.
+    calibration = model.manifest["uncertainty_calibration"]
+    folds = np.array([m["fold"] for m in model.manifest["members"]])
+    spread = np.sqrt(np.mean([members[folds == k, 0].var(ddof=1) for k in np.unique(folds)]))
+    assert std.value == pytest.approx(
+        calibration["scale"] * np.hypot(calibration["floor_dex"], spread), abs=1e-9)
+    assert std.value > calibration["scale"] * calibration["floor_dex"]
+
+
+def test_uncalibrated_models_report_the_members_spread(monkeypatch):
+    model = load_model()
+    monkeypatch.setitem(model.manifest, "uncertainty_calibration", None)
+    members = np.array([[-1.0, -2.0], [-1.2, -2.0], [-1.1, -2.5], [-1.1, -2.5]] + [[-1.0, -2.0]] * 6)
+    folds = np.array([m["fold"] for m in model.manifest["members"]])
+    expected = np.sqrt(np.mean([members[folds == k].var(axis=0, ddof=1)
+                                for k in np.unique(folds)], axis=0))
+    np.testing.assert_allclose(model.uncertainty(members), expected)
 
 
 def test_predict_sequence_equals_single_calls(stars, curves):

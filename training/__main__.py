@@ -85,12 +85,24 @@ def _study_parser(sub):
                         "'-raw-' (to share a study between processes)")
 
 
+def _calibrate_parser(sub):
+    p = sub.add_parser("calibrate", help="calibrate a shipped model's uncertainty as the package serves it",
+                       description="Predict the training set with a shipped model through the "
+                                   "package's own pre-processing (each star by the members of the "
+                                   "fold that held it out), fit the uncertainty calibration on "
+                                   "those errors and write it into the model's manifest.")
+    p.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR,
+                   help="folder with stars.ecsv and lightcurves.ecsv (default: %(default)s)")
+    p.add_argument("--name", required=True, help="shipped model name, e.g. gru")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m training", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     _cv_parser(sub)
     _ship_parser(sub)
     _study_parser(sub)
+    _calibrate_parser(sub)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
 
@@ -126,6 +138,12 @@ def main(argv=None):
         results = run_study(load_dataset(args.data_dir), profile, args.study_dir, log=log.info,
                             only=args.only)
         log.info("%d runs finished; see %s", len(results), args.study_dir / "summary.ecsv")
+    elif args.command == "calibrate":
+        from .calibrate import calibrate_shipped
+        from .data import load_dataset
+
+        calibration = calibrate_shipped(args.name, load_dataset(args.data_dir))
+        print(json.dumps(calibration, indent=2))
     elif args.command == "ship":
         from .report import update_readme
         from .ship import record_results, ship_run

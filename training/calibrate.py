@@ -1,0 +1,93 @@
+"""Calibrate a shipped ensemble's uncertainty on the pre-processing the package serves.
+
+`training.cv` calibrates every run on its own out-of-fold predictions. This
+module does it again for a model already in the package, through the
+package's own pre-processing and ONNX members: what a user gets. It is needed
+when the serving pre-processing differs from the one the model was trained
+with (the first ``gru`` model was trained with the ``scipy_gcv`` smoother and
+is served with the vectorised one) and it checks the calibration of any
+shipped model::
+
+    python -m training calibrate --name gru
+
+Each star is predicted by the members of the fold that held it out (the
+manifest gives every member's fold; ``training/results/<name>`` every star's),
+so the errors are out-of-fold.
+"""
+
+import json
+
+import numpy as np
+from astropy.table import Table
+
+from rrlyrae_metallicity.models import load_model
+from rrlyrae_metallicity.preprocessing import prepare_inputs
+
+from .cv import uncertainty_calibration
+from .data import density_weights
+from .metrics import regression_metrics
+from .ship import MODELS_DIR, RESULTS_DIR
+
+__all__ = ["served_out_of_fold", "calibrate_shipped"]
+
+
+def served_out_of_fold(ensemble, dataset, folds):
+    """Out-of-fold prediction of every member of a star's own fold, as served.
+
+    Parameters
+    ----------
+    ensemble : `rrlyrae_metallicity.models.FehEnsemble`
+    dataset : `training.data.Dataset`
+    folds : ndarray of int
+        Fold of every star of ``dataset``.
+
+    Returns
+    -------
+    ndarray, shape (n_stars, members_per_fold)
+    """
+    inputs, _, errors = prepare_inputs(dataset.phases, dataset.mags, dataset.periods,
+                                       ensemble.preprocessing)
+    failed = [e for e in errors if e is not None]
+    if failed:
+        raise RuntimeError(f"{len(failed)} training light curves failed: {failed[:3]}")
+    member_folds = np.array([m["fold"] for m in ensemble.manifest["members"]])
+    predictions = ensemble.predict_members(inputs)
+    per_fold = np.bincount(member_folds)
+    if len(set(per_fold)) != 1:
+        raise ValueError("every fold must have the same number of members")
+    own = np.empty((len(dataset), per_fold[0]))
+    for k in range(len(per_fold)):
+        own[folds == k] = predictions[member_folds == k][:, folds == k].T
+    return own
+
+
+def calibrate_shipped(name, dataset, *, models_dir=MODELS_DIR, results_dir=RESULTS_DIR):
+    """Write ``uncertainty_calibration`` into the manifest of shipped model ``name``.
+
+    Parameters
+    ----------
+    name : str
+        A model in ``models_dir``, with recorded results in ``results_dir``.
+    dataset : `training.data.Dataset`
+        The training set the model was cross-validated on.
+
+    Returns
+    -------
+    dict
+        The calibration written, with the served out-of-fold metrics.
+    """
+    recorded = Table.read(results_dir / name / "oof_predictions.ecsv")
+    order = {int(s): i for i, s in enumerate(recorded["source_id"])}
+    folds = np.asarray(recorded["fold"])[[order[int(s)] for s in dataset.stars["source_id"]]]
+    ensemble = load_model(name)
+    own = served_out_of_fold(ensemble, dataset, folds)
+    calibration = uncertainty_calibration(dataset.feh, own, folds)
+    calibration["served_preprocessing"] = ensemble.preprocessing.to_dict()
+    calibration["served_out_of_fold"] = regression_metrics(
+        dataset.feh, own.mean(axis=1), density_weights(dataset.feh))
+
+    path = models_dir / name / "manifest.json"
+    manifest = json.loads(path.read_text())
+    manifest["uncertainty_calibration"] = calibration
+    path.write_text(json.dumps(manifest, indent=2) + "\n")
+    return calibration
