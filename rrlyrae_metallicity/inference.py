@@ -198,8 +198,10 @@ def predict_feh(lightcurve, period, *, epoch=None, model="default", return_std=F
     model : str
         ``"default"`` or a name from `~rrlyrae_metallicity.available_models`.
     return_std : bool
-        Also return the standard deviation of the ensemble members'
-        predictions, as the uncertainty of each value.
+        Also return the uncertainty of each value (dex): the members' spread
+        calibrated on out-of-fold errors (about 68 % of the training stars
+        lie within it; see the model card), or the raw spread for a model
+        without a calibration in its manifest.
     mag_column : str, optional
         Name of the magnitude column (default: ``mag``, or the one column in
         mag units).
