@@ -219,3 +219,29 @@ def test_readme_table_is_rendered_and_replaced(tmp_path):
     assert "STALE" not in text and "| wMAE |" in text and "## Retraining\n\nkeep" in text
     update_readme(readme, metrics, "gru", "python -m training cv")
     assert readme.read_text() == text
+
+
+def test_augmented_inputs_resample_epochs_reproducibly(small_dataset):
+    from training.data import augmented_inputs, preprocess
+
+    config = PreprocessingConfig(n_phases=32)
+    originals, _ = preprocess(small_dataset, config, progress=False)
+    copies = augmented_inputs(small_dataset, config, 2, seed=3, originals=originals)
+    assert copies.shape == (2, *originals.shape)
+    # Different epochs give a different smoothed curve, but the same star.
+    differences = np.sqrt(np.mean((copies[:, :, :, 0] - originals[None, :, :, 0]) ** 2, axis=2))
+    assert np.median(differences) > 1e-3
+    assert np.median(differences) < 0.1
+    np.testing.assert_array_equal(copies[:, :, :, 1], np.broadcast_to(originals[:, :, 1], copies.shape[:-1]))
+    np.testing.assert_array_equal(
+        copies, augmented_inputs(small_dataset, config, 2, seed=3, originals=originals))
+
+
+def test_cross_validation_with_augmentation(tmp_path, small_dataset):
+    config = TrainingConfig(preprocessing=PreprocessingConfig(n_phases=32).to_dict(), n_folds=2,
+                            n_bins=3, max_epochs=1, patience=1, batch_size=1000, augment=2,
+                            run_eagerly=True)
+    metrics = run_cross_validation(small_dataset, config, tmp_path / "aug", export=False,
+                                   log=lambda line: None)
+    assert np.isfinite(metrics["pooled_out_of_fold"]["rmse"])
+    assert metrics["config"]["augment"] == 2

@@ -52,6 +52,9 @@ def _cv_parser(sub):
     p.add_argument("--only-folds", type=int, nargs="+", default=None,
                    help="train only these folds (to share a run between processes or "
                         "machines); run again without it to assemble the metrics")
+    p.add_argument("--augment", type=int, default=0,
+                   help="re-sampled copies of every training light curve (random subsets "
+                        "of its epochs) added to the fit set (default: none)")
     p.add_argument("--no-export", action="store_true", help="skip the ONNX export")
 
 
@@ -118,6 +121,7 @@ def main(argv=None):
             max_epochs=args.max_epochs, patience=args.patience,
             reduce_lr_patience=args.reduce_lr_patience, weight_power=args.weight_power,
             model_kwargs={"units": args.units} if args.units else {},
+            augment=args.augment,
         )
         start = time.perf_counter()
         metrics = run_cross_validation(load_dataset(args.data_dir), config, args.run_dir,

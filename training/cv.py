@@ -27,7 +27,7 @@ from astropy.table import Table
 
 from rrlyrae_metallicity.preprocessing import PreprocessingConfig
 
-from .data import density_weights, preprocess
+from .data import augmented_inputs, density_weights, preprocess
 from .metrics import regression_metrics, summarise_folds
 
 __all__ = ["TrainingConfig", "stratified_folds", "run_cross_validation", "uncertainty_calibration"]
@@ -66,6 +66,10 @@ class TrainingConfig:
     model_kwargs : dict
         Extra keyword arguments of the architecture builder (e.g. ``units``);
         empty for the paper's architecture.
+    augment : int
+        Re-sampled copies of every training light curve added to the fit set
+        (`training.data.augmented_inputs`); validation and test stars are
+        never augmented. 0 (the paper) adds none.
     run_eagerly : bool
         Train without compiling a graph: slower per batch, but no tracing cost,
         which dominates the few-batch runs of smoke tests.
@@ -86,6 +90,7 @@ class TrainingConfig:
     weight_power: float = 1.0
     model_kwargs: dict = field(default_factory=dict)
     run_eagerly: bool = False
+    augment: int = 0
 
     def to_dict(self):
         return asdict(self)
@@ -147,8 +152,12 @@ class _EpochProgress:
         return Callback()
 
 
-def _train_member(config, inputs, feh, weights, train_idx, seed, description):
-    """Train one model on ``train_idx``; return it and its history."""
+def _train_member(config, inputs, feh, weights, train_idx, seed, description, augmented=None):
+    """Train one model on ``train_idx``; return it and its history.
+
+    ``augmented`` (copies, n_stars, length, 2) adds re-sampled light curves of
+    the fit stars to the fit set.
+    """
     import keras
     from sklearn.model_selection import train_test_split
 
@@ -179,8 +188,13 @@ def _train_member(config, inputs, feh, weights, train_idx, seed, description):
     if config.reduce_lr_patience:
         callbacks.append(keras.callbacks.ReduceLROnPlateau(
             factor=0.5, patience=config.reduce_lr_patience, min_lr=1e-5))
+    fit_x, fit_y, fit_w = inputs[fit_idx], feh[fit_idx], weights[fit_idx]
+    if augmented is not None and len(augmented):
+        fit_x = np.concatenate([fit_x, *augmented[:, fit_idx]])
+        fit_y = np.tile(fit_y, len(augmented) + 1)
+        fit_w = np.tile(fit_w, len(augmented) + 1)
     history = model.fit(
-        inputs[fit_idx], feh[fit_idx], sample_weight=weights[fit_idx],
+        fit_x, fit_y, sample_weight=fit_w,
         validation_data=(inputs[val_idx], feh[val_idx], weights[val_idx]),
         batch_size=config.batch_size, epochs=config.max_epochs, shuffle=True,
         callbacks=callbacks, verbose=0,
@@ -273,7 +287,9 @@ def run_cross_validation(dataset, config, run_dir, *, export=True, log=print, on
     run_dir.mkdir(parents=True, exist_ok=True)
     config_path = run_dir / "config.json"
     if config_path.exists():
-        stored = json.loads(config_path.read_text())
+        # Fields added to TrainingConfig since the run started take their
+        # defaults, which reproduce the behaviour from before they existed.
+        stored = TrainingConfig(**json.loads(config_path.read_text())).to_dict()
         if stored != config.to_dict():
             raise ValueError(
                 f"{run_dir} holds a run with another configuration; resume it with the "
@@ -285,6 +301,9 @@ def run_cross_validation(dataset, config, run_dir, *, export=True, log=print, on
     prep = PreprocessingConfig(**config.preprocessing)
     inputs, amplitudes = preprocess(dataset, prep, progress=progress,
                                     cache_dir=run_dir.parent / "cache" if cache_dir is None else cache_dir)
+    augmented = (augmented_inputs(dataset, prep, config.augment, seed=config.seed,
+                                  originals=inputs)
+                 if config.augment else None)
     feh = dataset.feh
     weights = density_weights(feh)
     train_weights = weights**config.weight_power
@@ -315,6 +334,7 @@ def run_cross_validation(dataset, config, run_dir, *, export=True, log=print, on
                 model, history = _train_member(
                     config, inputs, feh, train_weights, train_idx, seed,
                     f"fold {k + 1}/{config.n_folds} member {s + 1}/{config.members_per_fold}",
+                    augmented=augmented,
                 )
                 wall = time.perf_counter() - start
                 model.save(str(member_path) + ".tmp.keras")

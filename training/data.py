@@ -16,9 +16,10 @@ import numpy as np
 from astropy.table import Table
 from scipy.stats import gaussian_kde
 
-from rrlyrae_metallicity.preprocessing import PreprocessingConfig, prepare_inputs
+from rrlyrae_metallicity.preprocessing import MIN_EPOCHS, PreprocessingConfig, prepare_inputs
 
-__all__ = ["DEFAULT_DATA_DIR", "Dataset", "load_dataset", "density_weights", "preprocess"]
+__all__ = ["DEFAULT_DATA_DIR", "Dataset", "load_dataset", "density_weights", "preprocess",
+           "augmented_inputs"]
 
 #: Where the shared data live relative to the repository root.
 DEFAULT_DATA_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "gaia_dr2_rrab_g"
@@ -164,6 +165,47 @@ def preprocess(dataset, config, *, cache_dir=None, workers=None, progress=True):
         np.savez(tmp, inputs=inputs, amplitudes=amplitudes)
         os.replace(tmp, cache)
     return inputs, amplitudes
+
+
+def augmented_inputs(dataset, config, copies, *, seed, originals, keep_fraction=(0.6, 1.0)):
+    """Model inputs of ``copies`` re-sampled versions of every light curve.
+
+    Each copy keeps a random subset of the star's epochs (a fraction drawn
+    uniformly from ``keep_fraction``, never fewer than the pre-processing's
+    minimum) and is pre-processed like the originals, so the network sees how
+    the smoothed curve of the same star varies with the sampling.
+
+    Parameters
+    ----------
+    dataset : `Dataset`
+    config : `~rrlyrae_metallicity.preprocessing.PreprocessingConfig`
+    copies : int
+        Number of re-sampled versions per star.
+    seed : int
+        Seed of the epoch selection.
+    originals : ndarray, shape (n_stars, length, 2)
+        The stars' own inputs (`preprocess`), used where a copy fails.
+    keep_fraction : tuple of float
+        Range of the fraction of epochs kept.
+
+    Returns
+    -------
+    ndarray, shape (copies, n_stars, length, 2)
+        Where a copy cannot be pre-processed, the original input is used.
+    """
+    rng = np.random.default_rng(seed)
+    result = np.repeat(originals[None], copies, axis=0)
+    for c in range(copies):
+        phases, mags = [], []
+        for phase, mag in zip(dataset.phases, dataset.mags):
+            n_keep = max(MIN_EPOCHS + 2, int(round(rng.uniform(*keep_fraction) * phase.size)))
+            keep = np.sort(rng.choice(phase.size, min(n_keep, phase.size), replace=False))
+            phases.append(phase[keep])
+            mags.append(mag[keep])
+        inputs, _, errors = prepare_inputs(phases, mags, dataset.periods, config)
+        ok = np.array([e is None for e in errors])
+        result[c, ok] = inputs[ok]
+    return result
 
 
 def _code_version():
