@@ -10,8 +10,8 @@ from sphinx_astropy.conf.v3 import *  # noqa: F403
 import rrlyrae_metallicity
 
 DOCS = Path(__file__).resolve().parent
-# measure_calibration.py (docs/) and the extension (docs/_ext/).
-sys.path[:0] = [str(DOCS), str(DOCS / "_ext")]
+# The extension (docs/_ext/).
+sys.path.insert(0, str(DOCS / "_ext"))
 
 project = "rrlyrae_metallicity"
 author = "rrlyrae_metallicity developers"
@@ -23,7 +23,7 @@ extensions += [  # noqa: F405
     "sphinx.ext.doctest",
     "generated_pages",
 ]
-exclude_patterns += ["_generated", "model_card"]  # noqa: F405
+exclude_patterns += ["_generated"]  # noqa: F405
 templates_path = []
 
 # The machines this project is built on have no internet: intersphinx would

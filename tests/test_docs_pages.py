@@ -24,8 +24,10 @@ def two_models(tmp_path, monkeypatch):
     (root / shipped).mkdir(parents=True)
     manifest = json.loads((models._models_dir() / shipped / "manifest.json").read_text())
     (root / shipped / "manifest.json").write_text(json.dumps(manifest))
+    # fcn has no uncertainty calibration: its page must say so.
     other = dict(manifest, name="fcn", architecture="fcn",
                  members=[dict(m, sha256="0" * 64) for m in manifest["members"]])
+    other.pop("uncertainty_calibration", None)
     (root / "fcn").mkdir()
     (root / "fcn" / "manifest.json").write_text(json.dumps(other))
     (root / "default.json").write_text(json.dumps({"default": "fcn"}))
@@ -52,29 +54,34 @@ def test_model_card_lists_every_shipped_model_and_marks_the_default(two_models, 
     assert f"{rmse:.3f} dex" in text
 
 
-def test_calibration_is_shown_only_for_the_model_files_it_was_measured_on(two_models, tmp_path):
-    out = tmp_path / "card.rst"
-    generated_pages.write_model_card(out)
-    fcn = out.read_text().split("``fcn`` (default)")[1].split(f"``{two_models}``")[0]
-    assert "has not been measured yet" in fcn
-    recorded = generated_pages.CALIBRATION / f"calibration-{two_models}.json"
-    if recorded.is_file():
-        shipped = out.read_text().split(f"``{two_models}``\n")[1]
-        calibration = json.loads(recorded.read_text())
-        within = calibration["full_ensemble"]["fraction_within_1std"]
-        assert f"{100 * within:.0f} %" in shipped
-        assert "**not calibrated**" in shipped or "roughly calibrated" in shipped
+def _sections(text, shipped):
+    """The generated text of the ``fcn`` model and of the shipped one."""
+    fcn = text.split("``fcn`` (default)")[1].split(f"``{shipped}``")[0]
+    return fcn, text.split(f"``{shipped}``\n")[1]
 
 
-def test_stale_calibration_is_not_shown(two_models, tmp_path, monkeypatch):
-    calibration = tmp_path / "calibration"
-    calibration.mkdir()
-    (calibration / f"calibration-{two_models}.json").write_text(
-        json.dumps({"members_sha256": "an older model"}))
-    monkeypatch.setattr(generated_pages, "CALIBRATION", calibration)
+def test_calibrated_model_shows_its_coverage(two_models, tmp_path):
     out = tmp_path / "card.rst"
     generated_pages.write_model_card(out)
-    assert "is for an earlier version of this model" in out.read_text()
+    _, shipped = _sections(out.read_text(), two_models)
+    manifest = json.loads((models._models_dir() / two_models / "manifest.json").read_text())
+    calibration = manifest["uncertainty_calibration"]
+    for key in ("crossfit_coverage_1std", "crossfit_coverage_2std",
+                "uncalibrated_coverage_1std"):
+        assert f"{100 * calibration[key]:.1f} %" in shipped
+    assert f"{calibration['crossfit_median_std_dex']:.3f} dex" in shipped
+    assert f":math:`a = {calibration['floor_dex']:.3f}` dex" in shipped
+    assert f":math:`c = {calibration['scale']:.2f}`" in shipped
+    assert "not calibrated" not in shipped
+
+
+def test_model_without_calibration_says_it_is_not_calibrated(two_models, tmp_path):
+    out = tmp_path / "card.rst"
+    generated_pages.write_model_card(out)
+    fcn, _ = _sections(out.read_text(), two_models)
+    assert "no uncertainty calibration" in fcn and "**not calibrated**" in fcn
+    assert "python -m training calibrate --name fcn" in fcn
+    assert "cross-fitted" not in fcn
 
 
 def test_cli_help_page_has_every_subcommand(tmp_path):

@@ -4,10 +4,9 @@ At ``builder-inited`` it writes, under ``docs/_generated/``:
 
 ``model_card_models.rst``
     One section per model shipped in ``rrlyrae_metallicity/data/models/``
-    (the default marked), from its ``manifest.json``, the recorded
-    cross-validation results ``training/results/<name>/metrics.json`` and the
-    calibration summary ``docs/model_card/calibration-<name>.json`` (written by
-    ``docs/measure_calibration.py``, ignored when the model files changed since).
+    (the default marked), from its ``manifest.json`` (uncertainty calibration
+    included) and the recorded cross-validation results
+    ``training/results/<name>/metrics.json``.
 ``cli_help.rst``
     The ``--help`` text of ``rrlyrae-feh`` and of each subcommand.
 
@@ -22,16 +21,12 @@ import json
 import os
 from pathlib import Path
 
-# docs/ is on sys.path (conf.py): the script that writes the calibration files
-# also owns the digest that ties them to the model files.
-from measure_calibration import members_digest
 from rrlyrae_metallicity import models
 
 DOCS = Path(__file__).resolve().parents[1]
 REPO = DOCS.parent
 GENERATED = DOCS / "_generated"
 RESULTS = REPO / "training" / "results"
-CALIBRATION = DOCS / "model_card"
 
 _METRICS = {"r2": ("R²", ""), "rmse": ("RMSE", " dex"), "mae": ("MAE", " dex"),
             "wrmse": ("wRMSE", " dex"), "wmae": ("wMAE", " dex")}
@@ -83,49 +78,63 @@ def _metrics_section(name, metrics):
     return lines
 
 
-def _calibration_section(name, manifest, rmse):
-    path = CALIBRATION / f"calibration-{name}.json"
-    command = f"``python docs/measure_calibration.py --name {name}``"
-    if not path.is_file():
-        return [f"The calibration of this model's uncertainties has not been measured yet "
-                f"(run {command} beside the shared training data).", ""]
-    calibration = json.loads(path.read_text())
-    if calibration.get("members_sha256") != members_digest(manifest):
-        return [f"The calibration recorded in ``docs/model_card/{path.name}`` is for an earlier "
-                f"version of this model; run {command} again.", ""]
-    full, oof = calibration["full_ensemble"], calibration["out_of_fold"]
-    well = full["fraction_within_1std"] > 0.6 and full["scale_for_68pct"] < 1.5
-    verdict = ("roughly calibrated" if well else
-               "**not calibrated**: they are much smaller than the errors")
-    rows = [
-        ["all members (what ``feh_phot_std`` reports)",
-         f"{full['median_std']:.3f} dex", f"{100 * full['fraction_within_1std']:.0f} %",
-         f"{100 * full['fraction_within_2std']:.0f} %", f"{full['scale_for_68pct']:.1f}"],
-        [f"the {calibration['members_per_fold']} members of the star's own fold",
-         f"{oof['median_std']:.3f} dex", f"{100 * oof['fraction_within_1std']:.0f} %",
-         f"{100 * oof['fraction_within_2std']:.0f} %", f"{oof['scale_for_68pct']:.1f}"],
-    ]
+def _calibration_section(manifest):
+    calibration = manifest.get("uncertainty_calibration")
+    if not calibration:
+        return [
+            "This model has **no uncertainty calibration** in its manifest: its "
+            "``feh_phot_std`` is the raw standard deviation of the members' predictions, "
+            "which measures how much the members disagree and is **not calibrated** (it is "
+            "typically several times smaller than the real errors). Calibrate it with "
+            f"``python -m training calibrate --name {manifest['name']}`` beside the shared "
+            "training data.",
+            "",
+        ]
+    floor, scale = calibration["floor_dex"], calibration["scale"]
     lines = [
-        f"``feh_phot_std`` is the standard deviation of the {calibration['n_members']} ensemble "
-        f"members' predictions. Compared with the out-of-fold errors of the "
-        f"{calibration['n_stars']} training stars (RMSE {rmse:.3f} dex), these uncertainties "
-        f"are {verdict}. For a calibrated Gaussian uncertainty, 68 % of the stars would lie "
-        "within one standard deviation of their label and 95 % within two.",
+        "``feh_phot_std`` is calibrated on the out-of-fold errors of the training stars: "
+        "for each star,",
+        "",
+        ".. math::",
+        "",
+        r"   \sigma = c\,\sqrt{a^2 + s^2},",
+        "",
+        "where :math:`s` is the spread of the ensemble members within each cross-validation "
+        f"fold, :math:`a = {floor:.3f}` dex a floor fitted by maximum likelihood and "
+        f":math:`c = {scale:.2f}` a scale that makes 68.3 % of the errors smaller than "
+        ":math:`\\sigma` (`rrlyrae_metallicity.uncertainty`). The coverage below is "
+        "cross-fitted: each fold's stars are scored with a calibration fitted on the other "
+        "folds only.",
         "",
     ]
-    lines += _table(["spread of", "median std", r"\|error\| < std", r"\|error\| < 2 std",
-                     "factor for 68 %"], rows)
-    lines += [
-        "The last column is the factor by which the standard deviation would have to be "
-        "multiplied for 68 % of the stars to fall within it. The members of one fold agree "
-        "with each other far more than with the label: the spread measures how much models "
-        "trained on the same light curves disagree, not how far the light curve is from "
-        "determining [Fe/H] (photometric noise, sparse phase coverage, scatter of the labels "
-        "themselves). **Use** ``feh_phot_std`` **as a relative quality indicator, not as an "
-        "error bar**; the RMSE above is the better estimate of a typical error.",
-        "",
+    rows = [
+        ["calibrated ``feh_phot_std``", f"{calibration['crossfit_median_std_dex']:.3f} dex",
+         _percent(calibration["crossfit_coverage_1std"]),
+         _percent(calibration["crossfit_coverage_2std"])],
+        ["spread of the members of the star's fold alone (uncalibrated)",
+         f"{calibration['uncalibrated_median_spread_dex']:.3f} dex",
+         _percent(calibration["uncalibrated_coverage_1std"]), "—"],
     ]
-    return lines
+    lines += _table(["uncertainty", "median", r"\|error\| < 1σ", r"\|error\| < 2σ"], rows)
+    lines.append("A Gaussian would put 68.3 % of the stars within 1σ and 95.4 % within 2σ.")
+    if calibration["crossfit_coverage_2std"] < 0.94:
+        lines[-1] += (" The errors have heavier tails than a Gaussian, so 2σ intervals hold "
+                      "fewer stars than a Gaussian's would.")
+    served = calibration.get("served_preprocessing")
+    if served:
+        lines += ["", "It was measured through the pre-processing the package serves ("
+                  + ", ".join(f"``{k}={v!r}``" for k, v in served.items()) + ")"
+                  + _served_rmse(calibration) + "."]
+    return lines + [""]
+
+
+def _served_rmse(calibration):
+    metrics = calibration.get("served_out_of_fold")
+    return f", with an out-of-fold RMSE of {metrics['rmse']:.3f} dex" if metrics else ""
+
+
+def _percent(fraction):
+    return f"{100 * fraction:.1f} %"
 
 
 def _model_section(name, default):
@@ -172,7 +181,7 @@ def _model_section(name, default):
         metrics = dict(manifest["cv_metrics"], config=manifest["training_config"])
     lines += _metrics_section(name, metrics)
     lines += _heading("Calibration of the uncertainties", "^")
-    lines += _calibration_section(name, manifest, metrics["pooled_out_of_fold"]["rmse"])
+    lines += _calibration_section(manifest)
     return lines
 
 
