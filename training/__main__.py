@@ -23,12 +23,16 @@ from .data import DEFAULT_DATA_DIR
 log = logging.getLogger("training")
 
 
+def _add_data_dir(parser):
+    parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR,
+                        help="folder with stars.ecsv and lightcurves.ecsv (default: %(default)s)")
+
+
 def _cv_parser(sub):
     p = sub.add_parser("cv", help="stratified K-fold cross-validation, resumable fold by fold",
                        description="Train, cross-validate and export one architecture. "
                                    "Re-running the same command resumes an interrupted run.")
-    p.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR,
-                   help="folder with stars.ecsv and lightcurves.ecsv (default: %(default)s)")
+    _add_data_dir(p)
     p.add_argument("--run-dir", type=Path, required=True, help="output and checkpoint folder")
     p.add_argument("--architecture", default="gru")
     p.add_argument("--variant", choices=VARIANTS, default="spline_centered")
@@ -77,8 +81,7 @@ def _study_parser(sub):
                                    "grid point and repeat of a profile, each a K-fold "
                                    "cross-validation run. Finished runs are never recomputed; "
                                    "results.ecsv and summary.ecsv are rewritten at the end.")
-    p.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR,
-                   help="folder with stars.ecsv and lightcurves.ecsv (default: %(default)s)")
+    _add_data_dir(p)
     p.add_argument("--study-dir", type=Path, required=True, help="output and checkpoint folder")
     p.add_argument("--profile", default="smoke",
                    help=f"one of {sorted(PROFILES)} or a JSON file of StudyProfile fields "
@@ -94,8 +97,7 @@ def _calibrate_parser(sub):
                                    "package's own pre-processing (each star by the members of the "
                                    "fold that held it out), fit the uncertainty calibration on "
                                    "those errors and write it into the model's manifest.")
-    p.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR,
-                   help="folder with stars.ecsv and lightcurves.ecsv (default: %(default)s)")
+    _add_data_dir(p)
     p.add_argument("--name", required=True, help="shipped model name, e.g. gru")
 
 
