@@ -13,7 +13,7 @@ DOCS = Path(__file__).resolve().parents[1] / "docs"
 if not (DOCS / "_ext" / "generated_pages.py").is_file():
     pytest.skip("the repository's docs/ are not here", allow_module_level=True)
 sys.path[:0] = [str(DOCS), str(DOCS / "_ext")]
-import generated_pages  # noqa: E402
+import generated_pages
 
 
 @pytest.fixture

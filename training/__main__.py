@@ -101,6 +101,18 @@ def _calibrate_parser(sub):
     p.add_argument("--name", required=True, help="shipped model name, e.g. gru")
 
 
+def _report_parser(sub):
+    p = sub.add_parser("report", help="summary table and figures of a study, finished or not",
+                       description="Write a study's summary table (summary.ecsv), its profile "
+                                   "and the paper's figures remade from its finished runs "
+                                   "(PNG) into --out, for the documentation.")
+    p.add_argument("--study-dir", type=Path, required=True, help="a folder made by 'study'")
+    p.add_argument("--out", type=Path, required=True, help="output folder, e.g. docs/study")
+    p.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR,
+                   help="labelled light curves for the light-curve and [Fe/H] figures; "
+                        "skipped when absent (default: %(default)s)")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m training", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -108,6 +120,7 @@ def main(argv=None):
     _ship_parser(sub)
     _study_parser(sub)
     _calibrate_parser(sub)
+    _report_parser(sub)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
 
@@ -144,6 +157,10 @@ def main(argv=None):
         results = run_study(load_dataset(args.data_dir), profile, args.study_dir, log=log.info,
                             only=args.only)
         log.info("%d runs finished; see %s", len(results), args.study_dir / "summary.ecsv")
+    elif args.command == "report":
+        from .study_report import write_report
+
+        write_report(args.study_dir, args.out, data_dir=args.data_dir, log=log.info)
     elif args.command == "calibrate":
         from .calibrate import calibrate_shipped
         from .data import load_dataset

@@ -9,6 +9,9 @@ At ``builder-inited`` it writes, under ``docs/_generated/``:
     ``training/results/<name>/metrics.json``.
 ``cli_help.rst``
     The ``--help`` text of ``rrlyrae-feh`` and of each subcommand.
+``study.rst``
+    The architecture study's summary table, settings and figures, from
+    ``docs/study/`` (written by ``python -m training report``).
 
 Nothing is copied by hand, so a retrained or newly shipped model shows up on
 the next build.
@@ -27,6 +30,7 @@ DOCS = Path(__file__).resolve().parents[1]
 REPO = DOCS.parent
 GENERATED = DOCS / "_generated"
 RESULTS = REPO / "training" / "results"
+STUDY = DOCS / "study"
 
 _METRICS = {"r2": ("R²", ""), "rmse": ("RMSE", " dex"), "mae": ("MAE", " dex"),
             "wrmse": ("wRMSE", " dex"), "wmae": ("wMAE", " dex")}
@@ -197,6 +201,120 @@ def write_model_card(path):
     _write_if_changed(path, "\n".join(lines) + "\n")
 
 
+_STUDY_COMMANDS = ("python -m training study --profile screen --study-dir runs/screen",
+                   "python -m training report --study-dir runs/screen --out docs/study")
+
+
+def _fold_metric(row, prefix, metric):
+    return f"{row[f'{prefix}_{metric}']:.3f} ± {row[f'{prefix}_{metric}_std']:.3f}"
+
+
+def _study_tables(summary):
+    """The validation (with the peer) and training tables of a study summary."""
+    labels = [label for label, _ in _METRICS.values()]
+    identity = ["architecture", "variant", "grid point", "runs"]
+    validation, training = [], []
+    for row in summary:
+        first = [f"``{row['architecture']}``", row["variant"], f"``{row['grid_point']}``",
+                 str(row["n_repeats"])]
+        validation.append(first + [_fold_metric(row, "val", m) for m in _METRICS]
+                          + [_fold_metric(row, "peer", "rmse"),
+                             f"{row['train_time_s'] / 60:.0f}"])
+        training.append(first + [_fold_metric(row, "train", m) for m in _METRICS])
+    lines = _heading("Validation folds", "-")
+    lines += [
+        "Mean ± standard deviation over the validation folds of all repeats (R² unitless, "
+        "the others in dex; w = weighted by inverse [Fe/H] density), best first. The peer "
+        "is ``feh_dg22`` scored on the same folds; the time is the wall-clock training time "
+        "of all repeats.",
+        "",
+    ]
+    lines += _table(identity + labels + ["peer RMSE", "minutes"], validation)
+    lines += _heading("Training folds", "-")
+    lines += ["The same metrics on the training folds: the gap to the validation folds "
+              "shows how much each network over-fits.", ""]
+    return lines + _table(identity + labels, training)
+
+
+def _setting_text(key, value):
+    texts = {
+        "n_folds": f"{value}-fold stratified cross-validation",
+        "max_epochs": f"at most {value} epochs",
+        "patience": f"early stopping after {value} epochs without improvement",
+        "reduce_lr_patience": (f"learning rate halved after {value} epochs without improvement"
+                               if value else "fixed learning rate"),
+        "learning_rate": f"Adam learning rate {value}",
+        "batch_size": f"batches of {value}",
+        "weight_power": ("unweighted loss" if value == 0 else
+                         "the paper's inverse-density weights in the loss" if value == 1 else
+                         f"inverse-density weights to the power {value} in the loss"),
+    }
+    return texts.get(key, f"``{key}={value!r}``")
+
+
+def _profile_lines(profile):
+    """Sentences stating a study profile's settings, read from its JSON."""
+    settings = "; ".join(_setting_text(k, v) for k, v in profile["training"].items())
+    lines = [
+        f"- **Profile** ``{profile['name']}``: {len(profile['architectures'])} architectures "
+        f"({', '.join(f'``{a}``' for a in profile['architectures'])}) × "
+        f"{len(profile['variants'])} data variants "
+        f"({', '.join(f'``{v}``' for v in profile['variants'])}), "
+        f"{profile['repeats']} repeat{'s' if profile['repeats'] != 1 else ''} of the split, "
+        + (f"a stratified subset of {profile['n_stars']} stars." if profile.get("n_stars")
+           else "all labelled stars."),
+        f"- **Every run**: {settings or 'the training defaults'}.",
+    ]
+    groups = {}
+    for architecture, override in profile.get("overrides", {}).items():
+        groups.setdefault(json.dumps(override, sort_keys=True), []).append(architecture)
+    for override, architectures in groups.items():
+        text = "; ".join(_setting_text(k, v) for k, v in json.loads(override).items())
+        lines.append(f"- **Instead** for {', '.join(f'``{a}``' for a in architectures)}: {text}.")
+    grid = profile.get("grid") or {}
+    lines.append("- **Grid**: " + ("; ".join(f"``{k}`` in {v}" for k, v in grid.items())
+                                   if grid else "none: the paper's hyperparameters") + ".")
+    if profile.get("preprocessing"):
+        lines.append("- **Pre-processing**: " + ", ".join(
+            f"``{k}={v!r}``" for k, v in profile["preprocessing"].items()) + ".")
+    lines.append("- Other settings are the defaults of ``training.cv.TrainingConfig``.")
+    return lines + [""]
+
+
+def write_study_page(path, study=None):
+    """Write the study's results (``docs/study/``, made by ``python -m training report``)."""
+    from astropy.table import Table
+
+    study = STUDY if study is None else Path(study)
+    commands = [".. code-block:: bash", "", *(f"   {c}" for c in _STUDY_COMMANDS), ""]
+    if not (study / "summary.ecsv").is_file():
+        lines = ["The study has not been run yet: no ``docs/study/summary.ecsv``. Run", "",
+                 *commands, "and build the documentation again.", ""]
+        _write_if_changed(path, "\n".join(lines) + "\n")
+        return
+    summary = Table.read(study / "summary.ecsv")
+    meta = summary.meta
+    lines = [
+        f"**{meta['n_runs_finished']} of {meta['n_runs_planned']} planned runs are finished** "
+        f"(report of {meta['created']}); the table and figures show the finished runs only. "
+        "Made by:", "", *commands,
+    ]
+    if (study / "profile.json").is_file():
+        lines += _profile_lines(json.loads((study / "profile.json").read_text()))
+    if len(summary):
+        lines += _study_tables(summary)
+    else:
+        lines += ["No run has finished yet.", ""]
+    lines += _heading("Figures", "-")
+    if meta.get("best_run"):
+        lines += [f"The best run so far is ``{meta['best_run']}``.", ""]
+    for name, caption in meta.get("figures", {}).items():
+        if (study / name).is_file():
+            lines += [f".. figure:: /study/{name}", "   :width: 100%", "",
+                      f"   {caption}", ""]
+    _write_if_changed(path, "\n".join(lines) + "\n")
+
+
 def write_cli_help(path):
     """Write the ``--help`` text of ``rrlyrae-feh`` and its subcommands to ``path``."""
     from rrlyrae_metallicity.cli import build_parser
@@ -233,6 +351,7 @@ def _write_if_changed(path, text):
 def _generate(app):
     write_model_card(GENERATED / "model_card_models.rst")
     write_cli_help(GENERATED / "cli_help.rst")
+    write_study_page(GENERATED / "study.rst")
 
 
 def setup(app):
