@@ -105,12 +105,12 @@ def _report_parser(sub):
     p = sub.add_parser("report", help="summary table and figures of a study, finished or not",
                        description="Write a study's summary table (summary.ecsv), its profile "
                                    "and the paper's figures remade from its finished runs "
-                                   "(PNG) into --out, for the documentation.")
+                                   "(PNG) into --out, for the documentation. The light-curve "
+                                   "and [Fe/H] figures need --data-dir; they are skipped "
+                                   "when it is absent.")
     p.add_argument("--study-dir", type=Path, required=True, help="a folder made by 'study'")
     p.add_argument("--out", type=Path, required=True, help="output folder, e.g. docs/study")
-    p.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR,
-                   help="labelled light curves for the light-curve and [Fe/H] figures; "
-                        "skipped when absent (default: %(default)s)")
+    _add_data_dir(p)
 
 
 def main(argv=None):
