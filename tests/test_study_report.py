@@ -151,6 +151,12 @@ def test_report_of_a_study_without_finished_runs(tmp_path):
     assert not (out / "loss_curves.png").exists()
 
 
+def test_report_refuses_a_profile_of_another_version(tmp_path):
+    _write_json(tmp_path / "profile.json", {"name": "old", "n_phases": 32})
+    with pytest.raises(ValueError, match="not a profile of this version"):
+        write_report(tmp_path, tmp_path / "out", log=lambda line: None)
+
+
 @pytest.fixture
 def generated_pages():
     if not (DOCS / "_ext" / "generated_pages.py").is_file():

@@ -87,7 +87,12 @@ def study_progress(study_dir):
     if not (study_dir / "profile.json").is_file():
         raise FileNotFoundError(f"{study_dir} has no profile.json: is it a study directory "
                                 "made by 'python -m training study'?")
-    profile = StudyProfile.from_json(study_dir / "profile.json")
+    try:
+        profile = StudyProfile.from_json(study_dir / "profile.json")
+    except TypeError as error:
+        # A study started by an older version of training.study.
+        raise ValueError(f"{study_dir / 'profile.json'} is not a profile of this version of "
+                         f"training.study ({error}); rerun the study in a new folder") from None
     planned = [run_id for run_id, _, _ in plan_runs(profile)]
     finished = [r for r in planned if (study_dir / "runs" / r / "metrics.json").is_file()]
     return profile, planned, finished
