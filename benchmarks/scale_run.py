@@ -5,6 +5,7 @@ Three steps, each a sub-command::
     python benchmarks/scale_run.py simulate --n-stars 270000 --dir runs/scale
     python benchmarks/scale_run.py run --dir runs/scale --chunk-size 10000
     python benchmarks/scale_run.py check --dir runs/scale --sample 500
+    python benchmarks/scale_run.py resume --dir runs/scale --kill-after 3
 
 ``simulate`` writes the epoch photometry (long layout, G band; Parquet, one row
 group per block of stars) and a ``vari_rrlyrae``-like table, simulating blocks
@@ -13,6 +14,9 @@ and records its wall time, its peak resident memory (``ru_maxrss`` of the
 child) and stars/s in ``DIR/scale_run.json``. ``check`` compares the CLI's
 output with the in-memory API (`rrlyrae_metallicity.add_feh` on the light
 curves of a random sample of stars) and adds the result to the same file.
+``resume`` kills (SIGKILL) a second CLI run once some chunks are committed,
+resumes it with ``--resume``, counts the chunks reused and recomputed, and
+compares its output with that of ``run``.
 
 The light curves are SIMULATED (`rrlyrae_metallicity.simulate`), not Gaia data.
 """
@@ -134,6 +138,38 @@ def check_sample(directory, *, sample, seed=0):
             "n_rows": len(result), "n_ok": int((result["feh_status"] == "ok").sum())}
 
 
+def kill_and_resume(directory, *, chunk_size, kill_after):
+    """SIGKILL the CLI once ``kill_after`` chunks are committed, resume it, compare with ``run``."""
+    import signal
+
+    from astropy.table import Table
+
+    photometry_path, periods_path, reference, _ = _paths(directory)
+    output = reference.with_name("stars_feh_resumed.fits")
+    parts = Path(f"{output}.parts")
+    command = [sys.executable, "-m", "rrlyrae_metallicity.cli", "predict", str(photometry_path),
+               "--periods", str(periods_path), "-o", str(output), "--chunk-size", str(chunk_size)]
+    process = subprocess.Popen(command, stderr=subprocess.DEVNULL)
+    while len(list(parts.glob("chunk-*.npz"))) < kill_after:
+        if process.poll() is not None:
+            raise RuntimeError("the run ended before it could be killed")
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    n_done = len(list(parts.glob("chunk-*.npz")))
+    start = time.perf_counter()
+    resumed = subprocess.run([*command, "--resume"], capture_output=True, text=True, check=True)
+    seconds = time.perf_counter() - start
+    got, want = Table.read(output), Table.read(reference)
+    same = all(np.array_equal(np.asarray(got[name]), np.asarray(want[name]), equal_nan=True)
+               if got[name].dtype.kind == "f" else list(got[name]) == list(want[name])
+               for name in want.colnames)
+    return {"chunks_done_when_killed": n_done,
+            "chunks_reused": resumed.stderr.count("done by an earlier run, reused"),
+            "chunks_predicted_after_resume": resumed.stderr.count("sources predicted in"),
+            "resume_wall_s": seconds, "identical_to_uninterrupted_run": bool(same)}
+
+
 def _update(path, **entries):
     record = json.loads(path.read_text()) if path.exists() else {}
     record.update(entries)
@@ -151,7 +187,11 @@ def main(argv=None):
     run.add_argument("--chunk-size", type=int, default=10_000)
     check = sub.add_parser("check", help="compare the output with add_feh on a sample")
     check.add_argument("--sample", type=int, default=500)
-    for step in (simulate, run, check):
+    resume = sub.add_parser("resume", help="kill a run after some chunks, resume it, compare "
+                                           "with the output of 'run'")
+    resume.add_argument("--chunk-size", type=int, default=10_000)
+    resume.add_argument("--kill-after", type=int, default=1, help="chunks committed first")
+    for step in (simulate, run, check, resume):
         step.add_argument("--dir", default="runs/scale", help="folder of the catalogue")
     args = parser.parse_args(argv)
     record = _paths(args.dir)[3]
@@ -165,8 +205,11 @@ def main(argv=None):
         timing["stars_per_s"] = n_stars / timing["wall_s"]
         timing["chunk_size"] = args.chunk_size
         _update(record, run=timing)
-    else:
+    elif args.step == "check":
         _update(record, check=check_sample(args.dir, sample=args.sample))
+    else:
+        _update(record, resume=kill_and_resume(args.dir, chunk_size=args.chunk_size,
+                                               kill_after=args.kill_after))
     return 0
 
 
