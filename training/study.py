@@ -116,6 +116,9 @@ PROFILES = {
     ),
     "screen": StudyProfile(
         name="screen", variants=["spline_centered", "raw", "spline"],
+        # Cheapest and most promising first, so that a study cut short has them.
+        architectures=["gru", "lstm", "bigru", "bilstm", "convgru", "convlstm",
+                       "fcn", "resnet", "inception"],
         training={"n_folds": 3, "max_epochs": 100, "patience": 12, "reduce_lr_patience": 5,
                   "learning_rate": 0.01, "batch_size": 256, "weight_power": 0.0},
         # Batch normalisation needs many steps for its moving averages: with 12
