@@ -176,6 +176,11 @@ def _outside_training_domain(domain, period, curve):
     n_epochs = domain.get("n_epochs")
     if n_epochs is not None and curve.phase.size < n_epochs[0]:
         reasons.append(f"{curve.phase.size} epochs, fewer than the {n_epochs[0]} of training")
+    # Only a larger gap than any training star's matters: a well-covered curve is fine.
+    gap = domain.get("max_phase_gap")
+    if gap is not None and curve.max_phase_gap > gap[1]:
+        reasons.append(f"phase gap {curve.max_phase_gap:.3g} cycles, wider than the "
+                       f"{gap[1]:.3g} of training")
     return "; ".join(reasons)
 
 
@@ -323,8 +328,8 @@ def add_feh(table, lightcurves, *, id_column="source_id", period_column="pf",
         where no prediction was made), ``feh_status`` (``"ok"`` or the
         reason: ``no_lightcurve``, ``invalid_period``, ``too_few_epochs``, ...)
         and ``feh_domain`` (empty, or why the star lies outside the training
-        set's period, amplitude or epoch-count range: a prediction is still
-        made, but it is an extrapolation).
+        set's period, amplitude, epoch-count or phase-coverage range: a
+        prediction is still made, but it is an extrapolation).
     """
     for name in (period_column,) + ((id_column,) if isinstance(lightcurves, Mapping) else ()):
         if name not in table.colnames:
@@ -382,8 +387,8 @@ def _with_feh_columns(table, columns, ensemble):
         if ensemble.uncertainty_calibration else
         "spread of the ensemble members' predictions (not calibrated)")
     out["feh_status"].description = "'ok', or why no [Fe/H] was predicted"
-    out["feh_domain"].description = ("empty, or why the star lies outside the period, amplitude "
-                                     "or epoch-count range of the training set")
+    out["feh_domain"].description = ("empty, or why the star lies outside the period, amplitude, "
+                                     "epoch-count or phase-coverage range of the training set")
     out.meta["feh_model"] = ensemble.name
     return out
 

@@ -150,7 +150,7 @@ class FehEnsemble:
 
     @property
     def training_domain(self):
-        """Ranges of period, amplitude and epoch count seen in training."""
+        """Ranges of period, amplitude, epoch count and phase gap seen in training."""
         return self.manifest.get("training_domain", {})
 
     def predict_members(self, inputs, *, batch_size=8192):

@@ -54,6 +54,7 @@ __all__ = [
     "SmoothedLightCurve",
     "check_period",
     "fold_times",
+    "max_phase_gap",
     "smooth_lightcurve",
     "model_input",
     "prepare_inputs",
@@ -187,6 +188,34 @@ class SmoothedLightCurve:
     def amplitude(self):
         """Peak-to-peak amplitude of the smoothed curve (mag)."""
         return float(np.ptp(self.grid_mag))
+
+    @property
+    def max_phase_gap(self):
+        """Largest gap in phase between the distinct epochs (cycles); see `max_phase_gap`."""
+        return max_phase_gap(self.phase)
+
+
+def max_phase_gap(phase):
+    """Largest gap between consecutive phases on the circle, in cycles.
+
+    A measure of phase coverage: 1 / n for n evenly spread epochs, close to 1
+    when all epochs bunch together. The gap across the 0/1 wrap counts, so the
+    value does not depend on the phase zero-point.
+
+    Parameters
+    ----------
+    phase : array-like of float
+        Phases (any zero-point; values outside [0, 1) are wrapped).
+
+    Returns
+    -------
+    float
+        In (0, 1]; 1.0 for fewer than two epochs.
+    """
+    phase = np.sort(np.asarray(phase, dtype=float) % 1.0)
+    if phase.size < 2:
+        return 1.0
+    return float(np.max(np.diff(np.concatenate([phase, [phase[0] + 1.0]]))))
 
 
 def check_period(period, *, star=None):

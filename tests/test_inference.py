@@ -222,3 +222,27 @@ def test_add_feh_flags_stars_outside_the_training_domain(stars, curves):
     assert out["feh_domain"][0] == "" and out["feh_domain"][2] == ""
     assert out["feh_domain"][1].startswith("period")
     assert np.isfinite(out["feh_phot"]).all()
+
+
+def test_add_feh_flags_stars_with_a_phase_gap_wider_than_training(stars, curves):
+    widest = load_model().training_domain["max_phase_gap"][1]
+    period = stars["pf"][0] * u.day
+    phase = ((curves[0].time - curves[0].time[0]).to_value(u.day) / period.value) % 1.0
+    # The same star with every epoch of a half-cycle stretch of phase dropped.
+    gapped = curves[0][(phase < 0.2) | (phase > 0.7)]
+    assert len(gapped) >= 15
+    out = rm.add_feh(stars[:1].copy(), [gapped], epoch_column=None)
+    assert out["feh_status"][0] == "ok" and np.isfinite(out["feh_phot"][0])
+    assert "phase gap 0.5" in out["feh_domain"][0]
+    assert f"wider than the {widest:.3g} of training" in out["feh_domain"][0]
+    well_sampled = rm.add_feh(stars[:1].copy(), curves[:1], epoch_column=None)
+    assert well_sampled["feh_domain"][0] == ""
+
+
+def test_max_phase_gap_counts_the_wrap():
+    from rrlyrae_metallicity.preprocessing import max_phase_gap
+
+    assert max_phase_gap(np.arange(10) / 10) == pytest.approx(0.1)
+    assert max_phase_gap([0.05, 0.3, 0.45]) == pytest.approx(0.6)  # 0.45 -> 1.05
+    assert max_phase_gap([0.3, 1.3, 0.4]) == pytest.approx(0.9)
+    assert max_phase_gap([0.2]) == 1.0

@@ -245,3 +245,23 @@ def test_cross_validation_with_augmentation(tmp_path, small_dataset):
                                    log=lambda line: None)
     assert np.isfinite(metrics["pooled_out_of_fold"]["rmse"])
     assert metrics["config"]["augment"] == 2
+
+
+def test_training_domain_is_recomputed_into_a_shipped_manifest(tmp_path, small_dataset):
+    from rrlyrae_metallicity.preprocessing import max_phase_gap
+    from training.ship import update_training_domain
+
+    manifest = tmp_path / "tiny" / "manifest.json"
+    manifest.parent.mkdir()
+    manifest.write_text(json.dumps({"preprocessing": PreprocessingConfig().to_dict(),
+                                    "training_domain": {"amplitude_mag": [0.2, 1.2]}}))
+    domain = update_training_domain("tiny", small_dataset, models_dir=tmp_path)
+    assert json.loads(manifest.read_text())["training_domain"] == domain
+    assert domain["amplitude_mag"] == [0.2, 1.2]  # from the run's out-of-fold table: kept
+    assert domain["n_epochs"] == [30, 30]
+    assert domain["period_d"] == [small_dataset.periods.min(), small_dataset.periods.max()]
+    # Measured on the cleaned epochs: merging epochs closer than 2e-3 cycles moves a gap
+    # by less than that.
+    raw = [max_phase_gap(p) for p in small_dataset.phases]
+    assert 1 / 30 <= domain["max_phase_gap"][0] <= domain["max_phase_gap"][1]
+    assert domain["max_phase_gap"][1] == pytest.approx(max(raw), abs=3e-3)

@@ -6,6 +6,10 @@ Cross-validate the paper's GRU, export the fold models and ship them::
 
     python -m training cv --run-dir runs/gru --members-per-fold 3
     python -m training ship --run-dir runs/gru --name gru
+
+Recompute the training-domain ranges of a shipped model (out-of-domain flags)::
+
+    python -m training domain --name gru
 """
 
 import argparse
@@ -91,14 +95,27 @@ def _study_parser(sub):
                         "'-raw-' (to share a study between processes)")
 
 
-def _calibrate_parser(sub):
-    p = sub.add_parser("calibrate", help="calibrate a shipped model's uncertainty as the package serves it",
-                       description="Predict the training set with a shipped model through the "
-                                   "package's own pre-processing (each star by the members of the "
-                                   "fold that held it out), fit the uncertainty calibration on "
-                                   "those errors and write it into the model's manifest.")
+def _shipped_model_parser(sub, command, help, description):
+    """A subcommand that rewrites part of a shipped model's manifest from the training data."""
+    p = sub.add_parser(command, help=help, description=description)
     _add_data_dir(p)
     p.add_argument("--name", required=True, help="shipped model name, e.g. gru")
+
+
+def _calibrate_parser(sub):
+    _shipped_model_parser(
+        sub, "calibrate", "calibrate a shipped model's uncertainty as the package serves it",
+        "Predict the training set with a shipped model through the package's own "
+        "pre-processing (each star by the members of the fold that held it out), fit the "
+        "uncertainty calibration on those errors and write it into the model's manifest.")
+
+
+def _domain_parser(sub):
+    _shipped_model_parser(
+        sub, "domain", "recompute a shipped model's training-domain ranges",
+        "Measure the period, epoch-count and phase-coverage ranges of the training light "
+        "curves through the package's own pre-processing and write them into the shipped "
+        "model's manifest (training_domain), used for the feh_domain flags.")
 
 
 def _report_parser(sub):
@@ -120,6 +137,7 @@ def main(argv=None):
     _ship_parser(sub)
     _study_parser(sub)
     _calibrate_parser(sub)
+    _domain_parser(sub)
     _report_parser(sub)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
@@ -167,6 +185,11 @@ def main(argv=None):
 
         calibration = calibrate_shipped(args.name, load_dataset(args.data_dir))
         print(json.dumps(calibration, indent=2))
+    elif args.command == "domain":
+        from .data import load_dataset
+        from .ship import update_training_domain
+
+        print(json.dumps(update_training_domain(args.name, load_dataset(args.data_dir)), indent=2))
     elif args.command == "ship":
         from .report import update_readme
         from .ship import record_results, ship_run

@@ -10,9 +10,12 @@ from pathlib import Path
 import numpy as np
 from astropy.table import Table
 
+from rrlyrae_metallicity.preprocessing import PreprocessingConfig, prepare_inputs
+
 from .export import INPUT_NAME, OPSET
 
-__all__ = ["MODELS_DIR", "RESULTS_DIR", "ship_run", "record_results"]
+__all__ = ["MODELS_DIR", "RESULTS_DIR", "ship_run", "record_results", "data_domain",
+           "update_training_domain"]
 
 MODELS_DIR = Path(__file__).resolve().parents[1] / "rrlyrae_metallicity" / "data" / "models"
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
@@ -43,18 +46,79 @@ def _git_commit():
         return None
 
 
-def _training_domain(run_dir, periods_table):
+def _training_domain(run_dir, dataset):
     """Ranges of the training set, for out-of-domain flags at inference time."""
     oof = Table.read(Path(run_dir) / "oof_predictions.ecsv")
     domain = {
         "amplitude_mag": [float(np.min(oof["amplitude"])), float(np.max(oof["amplitude"]))],
         "feh_dex": [float(np.min(oof["feh"])), float(np.max(oof["feh"]))],
     }
-    if periods_table is not None:
-        domain["period_d"] = [float(np.min(periods_table["period"])),
-                              float(np.max(periods_table["period"]))]
-        domain["n_epochs"] = [int(np.min(periods_table["n_epochs"])),
-                              int(np.max(periods_table["n_epochs"]))]
+    if dataset is not None:
+        config = json.loads((Path(run_dir) / "metrics.json").read_text())["config"]
+        domain.update(data_domain(dataset, config["preprocessing"]))
+    return domain
+
+
+def data_domain(dataset, preprocessing):
+    """Ranges of period, epoch count and phase coverage of the training light curves.
+
+    The phase coverage is measured as the package measures a user's star
+    (`rrlyrae_metallicity.preprocessing.SmoothedLightCurve.max_phase_gap`, on
+    the cleaned, merged epochs), so that the two compare like with like.
+
+    Parameters
+    ----------
+    dataset : `training.data.Dataset`
+        The training set.
+    preprocessing : dict
+        The model's `~rrlyrae_metallicity.preprocessing.PreprocessingConfig`
+        parameters.
+
+    Returns
+    -------
+    dict
+        ``period_d``, ``n_epochs`` and ``max_phase_gap`` (cycles), each
+        ``[min, max]``.
+    """
+    _, smoothed, errors = prepare_inputs(dataset.phases, dataset.mags, dataset.periods,
+                                         PreprocessingConfig(**preprocessing))
+    failed = [e for e in errors if e is not None]
+    if failed:
+        raise RuntimeError(f"{len(failed)} training light curves failed: {failed[:3]}")
+    gaps = [curve.max_phase_gap for curve in smoothed]
+    return {"period_d": [float(np.min(dataset.periods)), float(np.max(dataset.periods))],
+            "n_epochs": [int(np.min(dataset.stars["n_epochs"])),
+                         int(np.max(dataset.stars["n_epochs"]))],
+            "max_phase_gap": [float(np.min(gaps)), float(np.max(gaps))]}
+
+
+def update_training_domain(name, dataset, *, models_dir=MODELS_DIR):
+    """Recompute the data ranges in a shipped model's ``training_domain``.
+
+    The amplitude and [Fe/H] ranges come from the run's out-of-fold table and
+    are kept; period, epoch count and phase coverage are measured again on
+    ``dataset``. The manifest's checksums cover the ONNX files only, so the
+    members stay verified. ``python -m training domain --name NAME`` runs it.
+
+    Parameters
+    ----------
+    name : str
+        A model in ``models_dir``.
+    dataset : `training.data.Dataset`
+        The training set the model was trained on.
+    models_dir : path-like
+        Where the package keeps its models.
+
+    Returns
+    -------
+    dict
+        The ``training_domain`` written.
+    """
+    path = Path(models_dir) / name / "manifest.json"
+    manifest = json.loads(path.read_text())
+    domain = manifest.setdefault("training_domain", {})
+    domain.update(data_domain(dataset, manifest["preprocessing"]))
+    path.write_text(json.dumps(manifest, indent=2) + "\n")
     return domain
 
 
@@ -73,7 +137,8 @@ def ship_run(run_dir, name, *, produced_by=None, make_default=False, data_dir=No
     make_default : bool
         Also record ``name`` as the package's default model.
     data_dir : path-like, optional
-        The training data folder (for the period and epoch-count ranges).
+        The training data folder (for the period, epoch-count and phase-coverage
+        ranges; left out of the manifest when the data are absent).
     models_dir : path-like
         Where the package keeps its models (tests point it elsewhere).
 
@@ -82,7 +147,7 @@ def ship_run(run_dir, name, *, produced_by=None, make_default=False, data_dir=No
     Path
         The written ``manifest.json``.
     """
-    from .data import DEFAULT_DATA_DIR
+    from .data import DEFAULT_DATA_DIR, load_dataset
 
     run_dir = Path(run_dir)
     metrics = json.loads((run_dir / "metrics.json").read_text())
@@ -103,8 +168,9 @@ def ship_run(run_dir, name, *, produced_by=None, make_default=False, data_dir=No
             history = json.loads((run_dir / f"fold_{k}" / f"member_{s}.json").read_text())
             members.append({"file": file_name, "fold": k, "member": s, "seed": history["seed"],
                             "sha256": _sha256(target / file_name)})
-    stars_path = Path(data_dir or DEFAULT_DATA_DIR) / "stars.ecsv"
-    stars = Table.read(stars_path) if stars_path.exists() else None
+    data_dir = Path(data_dir or DEFAULT_DATA_DIR)
+    has_data = (data_dir / "stars.ecsv").exists() and (data_dir / "lightcurves.ecsv").exists()
+    dataset = load_dataset(data_dir) if has_data else None
     manifest = {
         "name": name,
         "manifest_version": 1,
@@ -113,7 +179,7 @@ def ship_run(run_dir, name, *, produced_by=None, make_default=False, data_dir=No
         "onnx": {"input_name": INPUT_NAME, "opset": OPSET},
         "members": members,
         "training_data": TRAINING_DATA,
-        "training_domain": _training_domain(run_dir, stars),
+        "training_domain": _training_domain(run_dir, dataset),
         "training_config": config,
         "cv_metrics": {key: metrics[key] for key in
                        ("validation", "training", "peer_same_folds", "pooled_out_of_fold",
