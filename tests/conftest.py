@@ -29,6 +29,11 @@ def pytest_collection_modifyitems(config, items):
 @pytest.fixture(scope="session")
 def simulated_training_set():
     """60 simulated Gaia-like stars, folded, in the layout of the shared training set."""
+    return make_simulated_training_set(60)
+
+
+def make_simulated_training_set(n_stars, seed=5):
+    """``n_stars`` simulated Gaia-like stars as a `training.data.Dataset` (30 epochs each)."""
     import numpy as np
     from astropy import units as u
     from astropy.table import Table
@@ -36,7 +41,7 @@ def simulated_training_set():
     data = pytest.importorskip("training.data", reason="run the tests from the repository root")
     from rrlyrae_metallicity import simulate
 
-    stars = simulate.simulate_stars(60, seed=5)
+    stars = simulate.simulate_stars(n_stars, seed=seed)
     phases, mags = [], []
     for i, star in enumerate(stars):
         curve = simulate.simulate_lightcurve(star, n_epochs=30, rng=i)

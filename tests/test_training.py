@@ -5,6 +5,12 @@ repository's ``training/`` folder on the path; they are skipped otherwise.
 """
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -265,3 +271,54 @@ def test_training_domain_is_recomputed_into_a_shipped_manifest(tmp_path, small_d
     raw = [max_phase_gap(p) for p in small_dataset.phases]
     assert 1 / 30 <= domain["max_phase_gap"][0] <= domain["max_phase_gap"][1]
     assert domain["max_phase_gap"][1] == pytest.approx(max(raw), abs=3e-3)
+
+
+def _write_training_set(dataset, directory):
+    """Write ``dataset`` in the shared data's layout (see `training.data.load_dataset`)."""
+    directory.mkdir()
+    dataset.stars.write(directory / "stars.ecsv")
+    Table({"source_id": np.repeat(dataset.stars["source_id"], [p.size for p in dataset.phases]),
+           "phase": np.concatenate(dataset.phases),
+           "mag": np.concatenate(dataset.mags)}).write(directory / "lightcurves.ecsv")
+
+
+@pytest.mark.slow
+def test_killed_training_run_resumes_without_retraining(tmp_path):
+    """SIGKILL ``python -m training cv`` after its first fold; the rerun keeps that fold."""
+    from conftest import make_simulated_training_set
+
+    # Enough stars that the validation split holds one star of each of the 10 [Fe/H] strata.
+    dataset = make_simulated_training_set(240)
+    _write_training_set(dataset, tmp_path / "data")
+    run_dir = tmp_path / "run"
+    command = [sys.executable, "-m", "training", "cv", "--data-dir", str(tmp_path / "data"),
+               "--run-dir", str(run_dir), "--folds", "2", "--max-epochs", "4",
+               "--patience", "4", "--batch-size", "32", "--n-phases", "32", "--units", "8",
+               "4", "2", "--no-export"]
+    repository = Path(__file__).resolve().parents[1]  # so that `training` imports
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONWARNINGS": "ignore"}
+    process = subprocess.Popen(command, cwd=repository, env=env, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    first = run_dir / "fold_0" / "member_0.keras"
+    deadline = time.monotonic() + 120
+    while not (run_dir / "fold_0" / "done.json").exists():
+        assert process.poll() is None, "the run ended before it could be killed"
+        assert time.monotonic() < deadline, "the first fold took too long"
+        time.sleep(0.01)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert not (run_dir / "metrics.json").exists(), "the run finished before it was killed"
+    stamp, content = first.stat().st_mtime_ns, first.read_bytes()
+
+    finished = subprocess.run(command, cwd=repository, env=env, capture_output=True,
+                              text=True, check=False)
+    assert finished.returncode == 0, finished.stderr[-2000:]
+    assert "fold 0: already complete" in finished.stderr
+    assert first.stat().st_mtime_ns == stamp and first.read_bytes() == content
+    assert not list(run_dir.rglob("*.tmp*"))
+    import keras
+
+    for path in sorted(run_dir.glob("fold_*/member_*.keras")):
+        assert keras.models.load_model(path) is not None, path
+    assert len(list(run_dir.glob("fold_*/member_*.keras"))) == 2
+    assert json.loads((run_dir / "metrics.json").read_text())["n_stars"] == len(dataset)
