@@ -84,6 +84,9 @@ _VALID_MAG_RANGE = (-5.0, 40.0)
 # Epochs closer than this in phase (cycles; 2e-3 is about 1.5 min for an RRab)
 # are averaged before smoothing.
 _MERGE_TOLERANCE = 2e-3
+# A chain of epochs each within the tolerance of the next wider than this is
+# cut into clusters of the tolerance's width (never seen in the training set).
+_LONGEST_CHAIN = 0.02
 # The spline is re-fitted on re-aligned epochs until its maximum moves by less
 # than this (cycles), at most _MAX_REALIGNMENTS times: the epochs repeated
 # across the wrap, and so the GCV penalty, then no longer depend on the phase
@@ -307,12 +310,33 @@ def _merge_close_phases(phase, mag, weight):
     phase, mag, weight = (np.roll(a, -start) for a in (phase, mag, weight))
     phase = phase[0] + (phase - phase[0]) % 1.0
     new_cluster = np.concatenate([[True], np.diff(phase) > _MERGE_TOLERANCE])
+    _split_long_chains(phase, new_cluster)
     cluster = np.cumsum(new_cluster) - 1
     total = np.bincount(cluster, weights=weight)
     merged_phase = (np.bincount(cluster, weights=weight * phase) / total) % 1.0
     merged_mag = np.bincount(cluster, weights=weight * mag) / total
     order = np.argsort(merged_phase)
     return merged_phase[order], merged_mag[order], total[order]
+
+
+def _split_long_chains(phase, new_cluster):
+    """Cut clusters wider than `_MERGE_TOLERANCE` in place, greedily from their first epoch.
+
+    Densely sampled light curves (thousands of epochs) have every neighbour
+    within the tolerance, so chaining would merge the whole cycle into a few
+    points. Chains up to `_LONGEST_CHAIN` wide, as sparse Gaia curves have (the
+    models were trained on them merged), are left as they are.
+    """
+    starts = np.flatnonzero(new_cluster)
+    ends = np.append(starts[1:], phase.size)
+    for start, end in zip(starts, ends):
+        if phase[end - 1] - phase[start] <= _LONGEST_CHAIN:
+            continue
+        first = phase[start]
+        for i in range(start + 1, end):
+            if phase[i] - first > _MERGE_TOLERANCE:
+                new_cluster[i] = True
+                first = phase[i]
 
 
 def _periodic_spline(phase, mag, weight, star=None):
