@@ -125,6 +125,10 @@ def predict_catalogue(epoch_photometry, stars=None, *, period=None, output=None,
             log(f"chunk {index}: done by an earlier run, reused")
             continue
         start = time.perf_counter()
+        unmatched = plan.unmatched(sources)
+        if unmatched:
+            log(f"chunk {index}: {len(unmatched)} sources have no row in the star table, "
+                f"not predicted (e.g. {unmatched[:3]})")
         store.save(index, _predict_chunk(sources, index * chunk_size, plan, ensemble))
         n_predicted += 1
         seconds = time.perf_counter() - start
@@ -162,6 +166,13 @@ class _Plan:
         self.sorted_ids = self.ids[self.order]
         self.periods = _column_values(stars, period_column, u.day)
         self.epochs, self.has_epoch = _epoch_times(stars, epoch_column)
+
+    def unmatched(self, source_ids):
+        """The ids of ``source_ids`` with no row in the star table (none without a table)."""
+        if self.stars is None:
+            return []
+        ids = np.fromiter(source_ids, dtype=np.int64, count=len(source_ids))
+        return ids[~np.isin(ids, self.ids)].tolist()
 
     def rows(self, source_ids):
         """Rows of the star table whose id is one of ``source_ids``, in table order."""

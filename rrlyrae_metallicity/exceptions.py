@@ -5,6 +5,7 @@ from astropy.utils.exceptions import AstropyUserWarning
 __all__ = [
     "RRLyraeMetallicityError",
     "LightCurveError",
+    "LightCurveTypeError",
     "InputFormatError",
     "ModelError",
     "ModelIntegrityError",
@@ -35,6 +36,13 @@ class LightCurveError(RRLyraeMetallicityError, ValueError):
         self.status = status
         prefix = f"star {star}: " if star is not None else ""
         super().__init__(prefix + message)
+
+
+class LightCurveTypeError(LightCurveError, TypeError):
+    """A light curve is not a table the package can read (e.g. float times, no Time).
+
+    Also a `LightCurveError`, so batch calls record it as the star's status.
+    """
 
 
 class InputFormatError(RRLyraeMetallicityError, ValueError):

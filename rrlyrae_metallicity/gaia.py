@@ -190,7 +190,8 @@ def read_epoch_photometry(
         One entry per ``source_id`` found, in order of first appearance. Each
         time series is sorted by time and holds the columns ``time`` (TCB),
         ``mag`` (mag), and, when the input has them, ``flux`` and
-        ``flux_error`` (electron / s) and ``transit_id``. A source whose G
+        ``flux_error`` (electron / s) and ``transit_id``, and
+        ``meta["source_id"]``. A source whose G
         transits were all rejected is still listed, with zero rows.
 
     Raises
@@ -213,7 +214,7 @@ def read_epoch_photometry(
     precision is lost.
     """
     table = _read_table(source, format)
-    return {sid: _make_timeseries(values) for sid, values in _source_arrays(table).items()}
+    return {sid: _make_timeseries(values, sid) for sid, values in _source_arrays(table).items()}
 
 
 def _source_arrays(table):
@@ -287,7 +288,7 @@ def iter_epoch_photometry(
     """
     for chunk in _iter_source_chunks(source, chunk_size=chunk_size, format=format,
                                      block_rows=block_rows):
-        yield {sid: _make_timeseries(values) for sid, values in chunk.items()}
+        yield {sid: _make_timeseries(values, sid) for sid, values in chunk.items()}
 
 
 def _iter_source_chunks(source, *, chunk_size, format=None, block_rows=200_000):
@@ -860,7 +861,7 @@ def _group_rows(source_ids) -> Iterator[tuple[int, np.ndarray]]:
         yield int(unique[k]), groups[k]
 
 
-def _make_timeseries(values):
+def _make_timeseries(values, source_id):
     order = np.argsort(values["time"], kind="stable")
     time = Time(GAIA_TIME_ZERO, values["time"][order], format="jd", scale="tcb")
     ts = TimeSeries(time=time)
@@ -871,6 +872,7 @@ def _make_timeseries(values):
     if "transit_id" in values:
         ts["transit_id"] = values["transit_id"][order]
     ts.meta["band"] = "G"
+    ts.meta["source_id"] = source_id  # names the star in error messages
     return ts
 
 

@@ -9,7 +9,7 @@ from astropy.table import Table
 from astropy.time import Time
 from astropy.timeseries import TimeSeries
 
-from .exceptions import LightCurveError, RRLyraeMetallicityWarning
+from .exceptions import LightCurveError, LightCurveTypeError, RRLyraeMetallicityWarning
 from .gaia import GAIA_TIME_ZERO
 from .models import load_model
 from .preprocessing import fold_times, prepare_inputs
@@ -82,7 +82,8 @@ def _phases(lightcurve, period_days, epoch, star):
     if isinstance(lightcurve, TimeSeries) and isinstance(lightcurve.time, Time):
         reference = lightcurve.time[0] if epoch is None else epoch
         if not isinstance(reference, Time):
-            raise TypeError(f"epoch should be an astropy Time, got {epoch!r}")
+            raise LightCurveTypeError(f"epoch should be an astropy Time, got {epoch!r}",
+                                      star=star)
         # Time - Time is a two-part TimeDelta: days since the epoch keep their
         # precision even 10 years away from it.
         elapsed = (lightcurve.time - reference).to_value(u.day)
@@ -90,9 +91,11 @@ def _phases(lightcurve, period_days, epoch, star):
     if isinstance(lightcurve, Table) and "phase" in lightcurve.colnames:
         phase = lightcurve["phase"]
         return np.asarray(phase.value if isinstance(phase, u.Quantity) else phase, dtype=float)
-    raise TypeError(
-        "a light curve should be an astropy TimeSeries with a time column and magnitudes, or a "
-        f"Table with 'phase' and magnitude columns (already folded); got {type(lightcurve).__name__}"
+    raise LightCurveTypeError(
+        "a light curve should be an astropy TimeSeries with a time column (astropy Time) and "
+        "magnitudes, or a Table with 'phase' and magnitude columns (already folded); got a "
+        f"{type(lightcurve).__name__} with columns {getattr(lightcurve, 'colnames', None)}",
+        star=star,
     )
 
 
@@ -222,7 +225,11 @@ def predict_feh(lightcurve, period, *, epoch=None, model="default", return_std=F
     Raises
     ------
     LightCurveError
-        For a single light curve that cannot be processed (too few epochs, ...).
+        For a single light curve that cannot be processed (too few epochs, ...);
+        the message names the star (``lightcurve.meta["source_id"]``, set by
+        `~rrlyrae_metallicity.gaia.read_epoch_photometry`, or ``"name"``).
+        `~rrlyrae_metallicity.exceptions.LightCurveTypeError`, also a
+        `TypeError`, for a table that is not a light curve.
     astropy.units.UnitsError
         If ``period`` is not a time Quantity.
 
@@ -252,7 +259,7 @@ def predict_feh(lightcurve, period, *, epoch=None, model="default", return_std=F
                 f"got {len(curves)} light curves, {len(periods)} periods and {len(epochs)} epochs"
             )
     ensemble = load_model(model)
-    stars = [None] if single else list(range(len(curves)))
+    stars = [_star_name(lightcurve)] if single else list(range(len(curves)))
     feh, std, errors, _ = _predict_many(curves, periods, epochs, ensemble, mag_column, stars)
     failed = [e for e in errors if e is not None]
     if single and failed:
@@ -269,6 +276,14 @@ def predict_feh(lightcurve, period, *, epoch=None, model="default", return_std=F
     if return_std:
         return feh * u.dex, std * u.dex
     return feh * u.dex
+
+
+def _star_name(lightcurve):
+    """How messages name a single light curve: its ``meta`` id, or "the light curve"."""
+    for key in ("source_id", "name", "id"):
+        if lightcurve.meta.get(key) is not None:
+            return lightcurve.meta[key]
+    return "(the light curve given)"
 
 
 def _column_values(table, name, unit):
@@ -337,6 +352,7 @@ def add_feh(table, lightcurves, *, id_column="source_id", period_column="pf",
     if isinstance(lightcurves, Mapping):
         ids = list(table[id_column])
         curves = [lightcurves.get(_plain(i)) for i in ids]
+        _warn_unmatched(lightcurves.keys() - {_plain(i) for i in ids}, id_column)
     else:
         curves = list(lightcurves)
         if len(curves) != len(table):
@@ -354,6 +370,15 @@ def add_feh(table, lightcurves, *, id_column="source_id", period_column="pf",
                                         [epochs[i] for i in present], ensemble, mag_column,
                                         [_plain(ids[i]) for i in present]))
     return _with_feh_columns(table, columns, ensemble)
+
+
+def _warn_unmatched(unmatched, id_column):
+    """Report light curves whose star has no row in the table (they are not predicted)."""
+    if unmatched:
+        warnings.warn(
+            f"{len(unmatched)} light curves have no row in the table (no {id_column} matches; "
+            f"not predicted), e.g. {sorted(unmatched, key=str)[:5]}",
+            RRLyraeMetallicityWarning, stacklevel=3)
 
 
 def _empty_feh_columns(n_rows):
