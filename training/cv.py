@@ -254,7 +254,7 @@ def uncertainty_calibration(feh, oof_members, folds):
 
 
 def run_cross_validation(dataset, config, run_dir, *, export=True, log=print, only_folds=None,
-                         cache_dir=None, progress=True):
+                         cache_dir=None, progress=True, export_atol=1e-5):
     """Cross-validate ``config`` on ``dataset``, resuming from ``run_dir``.
 
     Parameters
@@ -272,6 +272,8 @@ def run_cross_validation(dataset, config, run_dir, *, export=True, log=print, on
         and return `None`; a later call without it assembles the metrics.
     cache_dir : path-like, optional
         Where pre-processed inputs are cached (default: ``run_dir/../cache``).
+    export_atol : float
+        Tolerance of the ONNX check, in dex (see `training.export.export_onnx`).
     progress : bool
         Show a progress bar for the pre-processing (each member always shows
         one for its epochs).
@@ -351,7 +353,7 @@ def run_cross_validation(dataset, config, run_dir, *, export=True, log=print, on
                 if not onnx_path.exists():
                     from .export import export_onnx
 
-                    diff = export_onnx(model, onnx_path, inputs[test_idx])
+                    diff = export_onnx(model, onnx_path, inputs[test_idx], atol=export_atol)
                     log(f"fold {k}: member {s} exported to ONNX, max |ONNX - Keras| = {diff:.2e} dex")
         train_pred = np.mean(train_preds, axis=0)
         val_metrics = regression_metrics(feh[test_idx], oof[test_idx].mean(axis=1), weights[test_idx])
