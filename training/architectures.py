@@ -57,6 +57,13 @@ def _conv_unit(x, filters, kernel_size):
     return layers.Activation("relu")(x)
 
 
+def _conv_units(x, filters, kernel_sizes):
+    """The FCN body: one `_conv_unit` per (filters, kernel size) pair."""
+    for n_filters, kernel_size in zip(filters, kernel_sizes, strict=True):
+        x = _conv_unit(x, n_filters, kernel_size)
+    return x
+
+
 def _recurrent_stack(x, layer_class, units, dropouts, *, kernel_regularizer,
                      recurrent_regularizer, bidirectional=False, use_cudnn=False):
     for i, (n_units, rate) in enumerate(zip(units, dropouts, strict=True)):
@@ -180,10 +187,8 @@ def build_fcn(input_shape, *, masked=False, filters=(128, 256, 128), kernel_size
     -------
     keras.Model
     """
-    inputs = keras.Input(shape=input_shape, name="lightcurve")
-    x = inputs
-    for n_filters, kernel_size in zip(filters, kernel_sizes, strict=True):
-        x = _conv_unit(x, n_filters, kernel_size)
+    inputs, x = _input(input_shape, masked=False)
+    x = _conv_units(x, filters, kernel_sizes)
     x = layers.GlobalAveragePooling1D()(x)
     return _output(inputs, x, label_mean, label_std, "fcn")
 
@@ -209,8 +214,7 @@ def build_resnet(input_shape, *, masked=False, filters=(64, 128, 128), kernel_si
     -------
     keras.Model
     """
-    inputs = keras.Input(shape=input_shape, name="lightcurve")
-    x = inputs
+    inputs, x = _input(input_shape, masked=False)
     for n_filters in filters:
         y = x
         for i, kernel_size in enumerate(kernel_sizes):
@@ -266,8 +270,8 @@ def build_inception(input_shape, *, masked=False, depth=6, filters=32, kernel_si
     -------
     keras.Model
     """
-    inputs = keras.Input(shape=input_shape, name="lightcurve")
-    x = residual = inputs
+    inputs, x = _input(input_shape, masked=False)
+    residual = inputs
     for d in range(depth):
         x = _inception_module(x, filters, kernel_sizes, bottleneck)
         if d % 3 == 2:
@@ -285,10 +289,8 @@ def _make_conv_recurrent_builder(name, layer_class):
                 use_cudnn=False):
         kernel_penalty, recurrent_penalty = _penalties(
             kernel_l1, kernel_l2, recurrent_l1, recurrent_l2, (("l2", 2e-6), ("l1", 2e-6)))
-        inputs = keras.Input(shape=input_shape, name="lightcurve")
-        x = inputs
-        for n_filters, kernel_size in zip(filters, kernel_sizes, strict=True):
-            x = _conv_unit(x, n_filters, kernel_size)
+        inputs, x = _input(input_shape, masked=False)
+        x = _conv_units(x, filters, kernel_sizes)
         x = layers.MaxPooling1D()(x)
         x = _recurrent_stack(
             x, layer_class, tuple(units), tuple(dropouts),
