@@ -277,6 +277,7 @@ def _clean_epochs(phase, mag, star):
     # (SDSS Stripe 82); no real apparent magnitude lies outside this range.
     good = np.isfinite(phase) & (mag > _VALID_MAG_RANGE[0]) & (mag < _VALID_MAG_RANGE[1])
     phase = phase[good] - np.floor(phase[good])
+    phase[phase >= 1.0] = 0.0  # -1e-17 wraps to 1.0 in floating point
     mag = mag[good]
     if phase.size >= MIN_EPOCHS:
         phase, mag, weight = _merge_close_phases(phase, mag, np.ones_like(phase))
@@ -303,13 +304,21 @@ def _merge_close_phases(phase, mag, weight):
     independent of the phase zero-point.
     """
     order = np.argsort(phase)
-    phase, mag, weight = phase[order], mag[order], weight[order]
-    # Cut the circle at its widest gap, which no cluster can span.
-    gaps = np.diff(np.concatenate([phase, [phase[0] + 1.0]]))
+    sorted_phase = phase[order]
+    gaps = np.empty_like(sorted_phase)
+    gaps[:-1] = sorted_phase[1:] - sorted_phase[:-1]
+    gaps[-1] = sorted_phase[0] + 1.0 - sorted_phase[-1]
+    if gaps.min() > _MERGE_TOLERANCE:
+        return sorted_phase, mag[order], weight[order]
+    # Cut the circle at its widest gap, which no cluster can span. (Slicing
+    # instead of np.roll: this runs once per star, on a few dozen epochs.)
     start = (int(np.argmax(gaps)) + 1) % phase.size
-    phase, mag, weight = (np.roll(a, -start) for a in (phase, mag, weight))
+    order = np.concatenate((order[start:], order[:start]))
+    phase, mag, weight = phase[order], mag[order], weight[order]
     phase = phase[0] + (phase - phase[0]) % 1.0
-    new_cluster = np.concatenate([[True], np.diff(phase) > _MERGE_TOLERANCE])
+    new_cluster = np.empty(phase.size, dtype=bool)
+    new_cluster[0] = True
+    new_cluster[1:] = (phase[1:] - phase[:-1]) > _MERGE_TOLERANCE
     _split_long_chains(phase, new_cluster)
     cluster = np.cumsum(new_cluster) - 1
     total = np.bincount(cluster, weights=weight)
@@ -329,9 +338,8 @@ def _split_long_chains(phase, new_cluster):
     """
     starts = np.flatnonzero(new_cluster)
     ends = np.append(starts[1:], phase.size)
-    for start, end in zip(starts, ends):
-        if phase[end - 1] - phase[start] <= _LONGEST_CHAIN:
-            continue
+    long = phase[ends - 1] - phase[starts] > _LONGEST_CHAIN
+    for start, end in zip(starts[long], ends[long]):
         first = phase[start]
         for i in range(start + 1, end):
             if phase[i] - first > _MERGE_TOLERANCE:
@@ -580,8 +588,10 @@ def _decompose(phase, mag, weight):
     Returns
     -------
     dict
-        ``eigval``, ``eigvec``, ``proj`` (``V^T A^T y``), ``sum_sq`` (``|y|^2``),
-        ``n_epochs``, ``mag_mean`` and ``basis_mean`` of each star.
+        Per star: ``eigval`` (``s``), ``rotated`` (``A V``), ``proj``
+        (``V^T A^T y``), ``target`` (``y``), ``to_scaled`` and ``numerator``
+        (the scaled coefficients are ``to_scaled @ (numerator / (s + lam))``),
+        ``constant_leverage``, ``mag_mean`` and ``basis_mean``.
     """
     k, scale = _harmonics()
     angle = 2 * np.pi * phase[..., None] * k
@@ -594,10 +604,26 @@ def _decompose(phase, mag, weight):
     root = np.sqrt(weight)
     design = root[..., None] * (basis - basis_mean[:, None, :])
     target = root * (mag - mag_mean[:, None])
-    eigval, eigvec = np.linalg.eigh(np.matmul(design.transpose(0, 2, 1), design))
-    rotated = np.matmul(design, eigvec)
-    return dict(eigval=np.clip(eigval, 0.0, None), eigvec=eigvec, rotated=rotated,
-                proj=np.einsum("snk,sn->sk", rotated, target), target=target,
+    n_epochs, n_columns = design.shape[1:]
+    if n_epochs < n_columns:
+        # Fewer epochs than basis columns, as for most Gaia curves: the
+        # non-zero spectrum of A^T A = V S^2 V^T is that of the smaller
+        # A A^T = U S^2 U^T (3x cheaper for 34 epochs), with A V = U S.
+        eigval, left = np.linalg.eigh(np.matmul(design, design.transpose(0, 2, 1)))
+        eigval = np.clip(eigval, 0.0, None)
+        along = np.einsum("snk,sn->sk", left, target)
+        rotated = left * np.sqrt(eigval)[:, None, :]
+        proj = np.sqrt(eigval) * along
+        # V (S U^T y) / (S^2 + lam) = A^T U (U^T y) / (S^2 + lam): no 1/S.
+        to_scaled, numerator = np.matmul(design.transpose(0, 2, 1), left), along
+    else:
+        eigval, eigvec = np.linalg.eigh(np.matmul(design.transpose(0, 2, 1), design))
+        eigval = np.clip(eigval, 0.0, None)
+        rotated = np.matmul(design, eigvec)
+        proj = np.einsum("snk,sn->sk", rotated, target)
+        to_scaled, numerator = eigvec, proj
+    return dict(eigval=eigval, rotated=rotated, proj=proj, target=target,
+                to_scaled=to_scaled, numerator=numerator,
                 constant_leverage=weight / total[:, None], mag_mean=mag_mean,
                 basis_mean=basis_mean)
 
@@ -605,8 +631,8 @@ def _decompose(phase, mag, weight):
 def _coefficients(problem, penalty):
     """Fourier coefficients ``(a_0, a_1..a_K, b_1..b_K)`` of each star at its penalty."""
     _, scale = _harmonics()
-    ridge = problem["proj"] / (problem["eigval"] + penalty[:, None])
-    scaled = np.einsum("skj,sj->sk", problem["eigvec"], ridge)
+    ridge = problem["numerator"] / (problem["eigval"] + penalty[:, None])
+    scaled = np.einsum("skj,sj->sk", problem["to_scaled"], ridge)
     constant = problem["mag_mean"] - (problem["basis_mean"] * scaled).sum(axis=1)
     return np.concatenate([constant[:, None], scaled * scale], axis=1)
 

@@ -64,6 +64,22 @@ def test_corrupt_model_file_is_refused(tmp_path, monkeypatch):
         FehEnsemble("broken")
 
 
+def test_members_run_in_parallel_give_the_serial_result(monkeypatch):
+    model = load_model()
+    rng = np.random.default_rng(3)
+    inputs = rng.normal(0, 0.2, (300, model.preprocessing.sequence_length, 2))
+    inputs[..., 1] = np.linspace(0, 0.6, inputs.shape[1])
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    serial = model.predict_members(inputs, batch_size=128)
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    parallel = model.predict_members(inputs, batch_size=128)
+    assert serial.shape == (len(model.sessions), 300)
+    np.testing.assert_array_equal(parallel, serial)
+    # Each member's column equals a direct call of its own session.
+    direct = model.sessions[3].run(None, {model.input_name: inputs[:128].astype(np.float32)})[0]
+    np.testing.assert_array_equal(parallel[3, :128], direct.ravel())
+
+
 def test_predict_single_lightcurve(stars, curves):
     feh = rm.predict_feh(curves[0], stars["pf"][0] * u.day)
     assert feh.unit == u.dex

@@ -205,6 +205,23 @@ def test_batch_smoother_is_independent_of_the_other_stars_and_padding():
         np.testing.assert_allclose(alone[0], together[i], atol=1e-6)
 
 
+def test_batch_smoother_fits_sparse_curves_in_the_smaller_epoch_space():
+    # Fewer epochs than basis columns (most Gaia curves) are decomposed through
+    # the epochs x epochs Gram matrix; padding a star past the column count
+    # sends it through the columns x columns one. Both must give the same fit.
+    from rrlyrae_metallicity.preprocessing import _BATCH_HARMONICS, _smooth_chunk
+
+    phases, mags = _noisy_curves(4, seed=8, n_epochs=(20, 40))
+    epochs = [(p, m, np.ones_like(p)) for p, m in zip(phases, mags)]
+    small = _smooth_chunk(epochs, 80)
+    padding = np.zeros(2 * _BATCH_HARMONICS + 5)
+    wide = [(np.append(p, padding), np.append(m, padding), np.append(w, padding))
+            for p, m, w in epochs]
+    large = _smooth_chunk(wide, 80)
+    for a, b in zip(small, large):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-8)
+
+
 def test_batch_smoother_exact_invariances(epochs):
     phase, mag = epochs
     a = smooth_lightcurve(phase, mag, 80)
