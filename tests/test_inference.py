@@ -14,6 +14,7 @@ import rrlyrae_metallicity as rm
 from rrlyrae_metallicity import simulate
 from rrlyrae_metallicity.exceptions import LightCurveError, ModelError, ModelIntegrityError
 from rrlyrae_metallicity.models import FehEnsemble, _models_dir, load_model
+from rrlyrae_metallicity.preprocessing import fold_times, prepare_inputs
 
 
 @pytest.fixture(scope="module")
@@ -39,6 +40,20 @@ def test_default_model_is_shipped_and_verified():
     for key in ("preprocessing", "training_data", "cv_metrics", "produced_by", "training_domain"):
         assert key in manifest
     assert model.provider in ("CPUExecutionProvider", "CUDAExecutionProvider")
+
+
+@pytest.mark.parametrize("name", [n for n in rm.available_models() if n != "gru"])
+def test_each_architecture_name_selects_its_own_ensemble(name, stars, curves):
+    model = load_model(name)
+    assert model.name == name and model.manifest["architecture"] == name
+    feh, std = rm.predict_feh(curves[0], stars["pf"][0] * u.day, model=name, return_std=True)
+    phase = fold_times(np.asarray(curves[0].time.jd), stars["pf"][0])
+    inputs, _, _ = prepare_inputs([phase], [np.asarray(curves[0]["mag"].value)],
+                                  [stars["pf"][0]], model.preprocessing)
+    members = model.predict_members(inputs)
+    assert members.shape == (len(model.manifest["members"]), 1)
+    assert std.value > 0
+    assert feh.value == pytest.approx(members.mean(), abs=1e-4)
 
 
 def test_unknown_model_lists_the_valid_ones():

@@ -90,6 +90,44 @@ def test_shipped_models_reproduce_the_recorded_out_of_fold_metrics(shipped, gaia
         assert metrics[name] == pytest.approx(stored[name], abs=1e-4)
 
 
+def _models_trained_on_the_served_smoother():
+    """Shipped models whose training inputs came from the smoother they serve with."""
+    names = []
+    for name in rm.available_models():
+        manifest = load_model(name).manifest
+        trained = manifest["training_config"]["preprocessing"].get("smoother", "scipy_gcv")
+        if trained == manifest["preprocessing"]["smoother"]:
+            names.append(name)
+    return names
+
+
+@needs_gaia
+@pytest.mark.slow
+@pytest.mark.parametrize("name", _models_trained_on_the_served_smoother())
+def test_architecture_ensembles_reproduce_their_out_of_fold_predictions(name, gaia_dataset):
+    # The study's ensembles (one per architecture) were trained on the inputs
+    # the package serves, so the package alone must give their recorded
+    # out-of-fold predictions and metrics.
+    from training.data import density_weights
+    from training.metrics import regression_metrics
+
+    model = load_model(name)
+    assert model.manifest["architecture"] == name
+    recorded = Table.read(RESULTS / name / "oof_predictions.ecsv")
+    inputs = _preprocess(gaia_dataset, model.preprocessing, None)
+    members = model.predict_members(inputs)
+    folds = np.array([m["fold"] for m in model.manifest["members"]])
+    oof = np.empty(len(gaia_dataset))
+    for k in np.unique(folds):
+        held_out = np.asarray(recorded["fold"]) == k
+        oof[held_out] = members[folds == k][:, held_out].mean(axis=0)
+    np.testing.assert_allclose(oof, recorded["feh_pred"], atol=1e-4)
+    metrics = regression_metrics(gaia_dataset.feh, oof, density_weights(gaia_dataset.feh))
+    stored = model.manifest["cv_metrics"]["pooled_out_of_fold"]
+    for metric in ("rmse", "mae", "r2", "wrmse", "wmae"):
+        assert metrics[metric] == pytest.approx(stored[metric], abs=1e-4)
+
+
 @needs_gaia
 @pytest.mark.slow
 def test_batch_smoother_moves_predictions_by_less_than_0p01_dex(shipped, gaia_inputs,
