@@ -72,18 +72,22 @@ def test_shipped_models_reproduce_the_recorded_out_of_fold_metrics(shipped, gaia
     model, recorded = shipped
     dataset, inputs = gaia_inputs
     assert list(recorded["source_id"]) == list(dataset.stars["source_id"])
+    # ONNX Runtime + the package's pre-processing reproduce the Keras training run.
+    _assert_reproduces_the_training_run(model, inputs, dataset, recorded)
+
+
+def _assert_reproduces_the_training_run(model, inputs, dataset, recorded):
+    """Out-of-fold predictions and metrics of ``model`` on ``inputs`` equal the recorded ones."""
+    from training.data import density_weights
+    from training.metrics import regression_metrics
+
     members = model.predict_members(inputs)
     folds = np.array([m["fold"] for m in model.manifest["members"]])
     oof = np.empty(len(dataset))
     for k in np.unique(folds):
         held_out = np.asarray(recorded["fold"]) == k
         oof[held_out] = members[folds == k][:, held_out].mean(axis=0)
-    # ONNX Runtime + the package's pre-processing reproduce the Keras training run.
     np.testing.assert_allclose(oof, recorded["feh_pred"], atol=1e-4)
-
-    from training.data import density_weights
-    from training.metrics import regression_metrics
-
     metrics = regression_metrics(dataset.feh, oof, density_weights(dataset.feh))
     stored = model.manifest["cv_metrics"]["pooled_out_of_fold"]
     for name in ("rmse", "mae", "r2", "wrmse", "wmae"):
@@ -108,24 +112,11 @@ def test_architecture_ensembles_reproduce_their_out_of_fold_predictions(name, ga
     # The study's ensembles (one per architecture) were trained on the inputs
     # the package serves, so the package alone must give their recorded
     # out-of-fold predictions and metrics.
-    from training.data import density_weights
-    from training.metrics import regression_metrics
-
     model = load_model(name)
     assert model.manifest["architecture"] == name
     recorded = Table.read(RESULTS / name / "oof_predictions.ecsv")
     inputs = _preprocess(gaia_dataset, model.preprocessing, None)
-    members = model.predict_members(inputs)
-    folds = np.array([m["fold"] for m in model.manifest["members"]])
-    oof = np.empty(len(gaia_dataset))
-    for k in np.unique(folds):
-        held_out = np.asarray(recorded["fold"]) == k
-        oof[held_out] = members[folds == k][:, held_out].mean(axis=0)
-    np.testing.assert_allclose(oof, recorded["feh_pred"], atol=1e-4)
-    metrics = regression_metrics(gaia_dataset.feh, oof, density_weights(gaia_dataset.feh))
-    stored = model.manifest["cv_metrics"]["pooled_out_of_fold"]
-    for metric in ("rmse", "mae", "r2", "wrmse", "wmae"):
-        assert metrics[metric] == pytest.approx(stored[metric], abs=1e-4)
+    _assert_reproduces_the_training_run(model, inputs, gaia_dataset, recorded)
 
 
 @needs_gaia
