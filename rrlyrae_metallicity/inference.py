@@ -162,7 +162,7 @@ def _predict_phased(phases, mags, periods, errors, ensemble, stars):
     feh = np.full(n_stars, np.nan)
     std = np.full(n_stars, np.nan)
     if good.any():
-        members = ensemble.predict_members(inputs[good], batch_size=_ONNX_BATCH)
+        members = ensemble.stretch(ensemble.predict_members(inputs[good], batch_size=_ONNX_BATCH))
         feh[good] = members.mean(axis=0)
         std[good] = ensemble.uncertainty(members)
     return feh, std, errors, domain

@@ -12,6 +12,7 @@ import numpy as np
 
 from .exceptions import ModelError, ModelIntegrityError, RRLyraeMetallicityWarning
 from .preprocessing import PreprocessingConfig
+from .stretch import apply_stretch
 from .uncertainty import calibrated_std, within_fold_spread
 
 __all__ = ["available_models", "default_model_name", "load_model", "FehEnsemble"]
@@ -155,6 +156,20 @@ class FehEnsemble:
         folds = [member.get("fold", i) for i, member in enumerate(self.manifest["members"])]
         spread = within_fold_spread(member_predictions, folds)
         return calibrated_std(spread, self.uncertainty_calibration)
+
+    @property
+    def output_stretch(self):
+        """The manifest's stretch of the predictions about their median (`None` if absent)."""
+        return self.manifest.get("output_stretch")
+
+    def stretch(self, member_predictions):
+        """Apply the manifest's `output_stretch` to member (or mean) predictions.
+
+        The ONNX members' raw outputs (`predict_members`) go through this
+        linear map before they are averaged and their spread measured; see
+        `rrlyrae_metallicity.stretch`.
+        """
+        return apply_stretch(member_predictions, self.output_stretch)
 
     @property
     def training_domain(self):

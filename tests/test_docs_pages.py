@@ -28,6 +28,7 @@ def two_models(tmp_path, monkeypatch):
     other = dict(manifest, name="fcn", architecture="fcn",
                  members=[dict(m, sha256="0" * 64) for m in manifest["members"]])
     other.pop("uncertainty_calibration", None)
+    other.pop("output_stretch", None)
     (root / "fcn").mkdir()
     (root / "fcn" / "manifest.json").write_text(json.dumps(other))
     (root / "default.json").write_text(json.dumps({"default": "fcn"}))
@@ -54,17 +55,18 @@ def test_model_card_lists_every_shipped_model_and_marks_the_default(two_models, 
     assert f"{rmse:.3f} dex" in text
 
 
-def _sections(text, shipped):
-    """The generated text of the ``fcn`` model and of the shipped one."""
+def _sections(shipped, tmp_path):
+    """The generated model-card text of the ``fcn`` model, of the shipped one, and its manifest."""
+    out = tmp_path / "card.rst"
+    generated_pages.write_model_card(out)
+    text = out.read_text()
     fcn = text.split("``fcn`` (default)")[1].split(f"``{shipped}``")[0]
-    return fcn, text.split(f"``{shipped}``\n")[1]
+    manifest = json.loads((models._models_dir() / shipped / "manifest.json").read_text())
+    return fcn, text.split(f"``{shipped}``\n")[1], manifest
 
 
 def test_calibrated_model_shows_its_coverage(two_models, tmp_path):
-    out = tmp_path / "card.rst"
-    generated_pages.write_model_card(out)
-    _, shipped = _sections(out.read_text(), two_models)
-    manifest = json.loads((models._models_dir() / two_models / "manifest.json").read_text())
+    _, shipped, manifest = _sections(two_models, tmp_path)
     calibration = manifest["uncertainty_calibration"]
     for key in ("crossfit_coverage_1std", "crossfit_coverage_2std",
                 "uncalibrated_coverage_1std"):
@@ -76,12 +78,20 @@ def test_calibrated_model_shows_its_coverage(two_models, tmp_path):
 
 
 def test_model_without_calibration_says_it_is_not_calibrated(two_models, tmp_path):
-    out = tmp_path / "card.rst"
-    generated_pages.write_model_card(out)
-    fcn, _ = _sections(out.read_text(), two_models)
+    fcn, _, _ = _sections(two_models, tmp_path)
     assert "no uncertainty calibration" in fcn and "**not calibrated**" in fcn
     assert "python -m training calibrate --name fcn" in fcn
     assert "cross-fitted" not in fcn
+
+
+def test_model_card_shows_the_stretch_and_what_it_gains(two_models, tmp_path):
+    fcn, shipped, manifest = _sections(two_models, tmp_path)
+    stretch = manifest["output_stretch"]
+    assert f"by a factor {stretch['factor']:.3f}" in shipped
+    for key in ("rmse", "wrmse", "wmae"):
+        assert f"{stretch['crossfit_out_of_fold'][key]:.4f} dex" in shipped
+        assert f"{stretch['unstretched_out_of_fold'][key]:.4f} dex" in shipped
+    assert "no ``output_stretch``" in fcn
 
 
 def test_cli_help_page_has_every_subcommand(tmp_path):

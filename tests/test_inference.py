@@ -53,7 +53,7 @@ def test_each_architecture_name_selects_its_own_ensemble(name, stars, curves):
     members = model.predict_members(inputs)
     assert members.shape == (len(model.manifest["members"]), 1)
     assert std.value > 0
-    assert feh.value == pytest.approx(members.mean(), abs=1e-4)
+    assert feh.value == pytest.approx(model.stretch(members).mean(), abs=1e-4)
 
 
 def test_unknown_model_lists_the_valid_ones():
@@ -113,6 +113,9 @@ def test_predict_with_std_matches_members(stars, curves):
     curve = smooth_lightcurve(_phases(curves[0], period, None, None),
                               _magnitudes(curves[0], None, None), model.preprocessing.n_phases)
     members = model.predict_members(model_input(curve, period, model.preprocessing)[None])
+    # The members' outputs are stretched about the median by the manifest's factor.
+    stretch = model.manifest["output_stretch"]
+    members = stretch["centre_dex"] + stretch["factor"] * (members - stretch["centre_dex"])
     assert feh.value == pytest.approx(members.mean(), abs=1e-9)
     # The uncertainty is the members' within-fold spread, calibrated by the manifest.
     calibration = model.manifest["uncertainty_calibration"]

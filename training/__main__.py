@@ -107,7 +107,11 @@ def _calibrate_parser(sub):
         sub, "calibrate", "calibrate a shipped model's uncertainty as the package serves it",
         "Predict the training set with a shipped model through the package's own "
         "pre-processing (each star by the members of the fold that held it out), fit the "
-        "uncertainty calibration on those errors and write it into the model's manifest.")
+        "stretch of the predictions about their median (output_stretch) and the "
+        "uncertainty calibration on those errors, and write both into the model's manifest.")
+    calibrate = sub.choices["calibrate"]
+    calibrate.add_argument("--no-stretch", dest="stretch", action="store_false",
+                           help="leave the predictions unstretched (removes output_stretch)")
 
 
 def _domain_parser(sub):
@@ -183,7 +187,8 @@ def main(argv=None):
         from .calibrate import calibrate_shipped
         from .data import load_dataset
 
-        calibration = calibrate_shipped(args.name, load_dataset(args.data_dir))
+        calibration = calibrate_shipped(args.name, load_dataset(args.data_dir),
+                                        stretch=args.stretch)
         print(json.dumps(calibration, indent=2))
     elif args.command == "domain":
         from .data import load_dataset

@@ -1,4 +1,4 @@
-"""Calibrate a shipped ensemble's uncertainty on the pre-processing the package serves.
+"""Calibrate a shipped ensemble's outputs and uncertainty on the pre-processing the package serves.
 
 `training.cv` calibrates every run on its own out-of-fold predictions. This
 module does it again for a model already in the package, through the
@@ -10,7 +10,9 @@ shipped model::
 
     python -m training calibrate --name gru
 
-Each star is predicted by the members of the fold that held it out (the
+It first fits the stretch of the predictions about their median
+(`rrlyrae_metallicity.stretch`; ``--no-stretch`` removes it), then the
+uncertainty on the stretched predictions. Each star is predicted by the members of the fold that held it out (the
 manifest gives every member's fold; ``training/results/<name>`` every star's),
 so the errors are out-of-fold.
 """
@@ -22,6 +24,7 @@ from astropy.table import Table
 
 from rrlyrae_metallicity.models import load_model
 from rrlyrae_metallicity.preprocessing import prepare_inputs
+from rrlyrae_metallicity.stretch import apply_stretch, crossfit_stretch, fit_stretch
 
 from .cv import uncertainty_calibration
 from .data import density_weights
@@ -61,8 +64,9 @@ def served_out_of_fold(ensemble, dataset, folds):
     return own
 
 
-def calibrate_shipped(name, dataset, *, models_dir=MODELS_DIR, results_dir=RESULTS_DIR):
-    """Write ``uncertainty_calibration`` into the manifest of shipped model ``name``.
+def calibrate_shipped(name, dataset, *, stretch=True, models_dir=MODELS_DIR,
+                      results_dir=RESULTS_DIR):
+    """Write ``output_stretch`` and ``uncertainty_calibration`` into a shipped manifest.
 
     Parameters
     ----------
@@ -70,24 +74,43 @@ def calibrate_shipped(name, dataset, *, models_dir=MODELS_DIR, results_dir=RESUL
         A model in ``models_dir``, with recorded results in ``results_dir``.
     dataset : `training.data.Dataset`
         The training set the model was cross-validated on.
+    stretch : bool
+        Fit the output stretch; if false, remove any from the manifest.
 
     Returns
     -------
     dict
-        The calibration written, with the served out-of-fold metrics.
+        ``output_stretch`` (or `None`) and ``uncertainty_calibration`` as written.
     """
     recorded = Table.read(results_dir / name / "oof_predictions.ecsv")
     order = {int(s): i for i, s in enumerate(recorded["source_id"])}
     folds = np.asarray(recorded["fold"])[[order[int(s)] for s in dataset.stars["source_id"]]]
     ensemble = load_model(name)
     own = served_out_of_fold(ensemble, dataset, folds)
+    weights = density_weights(dataset.feh)
+    raw_metrics = regression_metrics(dataset.feh, own.mean(axis=1), weights)
+
+    output_stretch = None
+    if stretch:
+        output_stretch = fit_stretch(dataset.feh, own.mean(axis=1), weights)
+        crossfit, factors = crossfit_stretch(dataset.feh, own.mean(axis=1), weights, folds)
+        output_stretch.update(
+            objective="mean squared error + density-weighted mean squared error",
+            crossfit_factors=factors,
+            crossfit_out_of_fold=regression_metrics(dataset.feh, crossfit, weights),
+            unstretched_out_of_fold=raw_metrics,
+        )
+        own = apply_stretch(own, output_stretch)
     calibration = uncertainty_calibration(dataset.feh, own, folds)
     calibration["served_preprocessing"] = ensemble.preprocessing.to_dict()
-    calibration["served_out_of_fold"] = regression_metrics(
-        dataset.feh, own.mean(axis=1), density_weights(dataset.feh))
+    calibration["served_out_of_fold"] = regression_metrics(dataset.feh, own.mean(axis=1),
+                                                           weights)
 
     path = models_dir / name / "manifest.json"
     manifest = json.loads(path.read_text())
+    manifest.pop("output_stretch", None)
+    if output_stretch:
+        manifest["output_stretch"] = output_stretch
     manifest["uncertainty_calibration"] = calibration
     path.write_text(json.dumps(manifest, indent=2) + "\n")
-    return calibration
+    return {"output_stretch": output_stretch, "uncertainty_calibration": calibration}

@@ -184,9 +184,33 @@ def _model_section(name, default):
         # The manifest keeps the same numbers, without the training configuration.
         metrics = dict(manifest["cv_metrics"], config=manifest["training_config"])
     lines += _metrics_section(name, metrics)
+    lines += _heading("Stretch of the predictions", "^")
+    lines += _stretch_section(manifest, metrics["pooled_peer"])
     lines += _heading("Calibration of the uncertainties", "^")
     lines += _calibration_section(manifest)
     return lines
+
+
+def _stretch_section(manifest, peer):
+    stretch = manifest.get("output_stretch")
+    if not stretch:
+        return ["The predictions are served as the members output them (no "
+                "``output_stretch`` in the manifest).", ""]
+    raw, crossfit = stretch["unstretched_out_of_fold"], stretch["crossfit_out_of_fold"]
+    rows = [[label, f"{raw[key]:.4f}{unit}", f"{crossfit[key]:.4f}{unit}",
+             f"{peer[key]:.4f}{unit}"] for key, (label, unit) in _METRICS.items()]
+    lines = [
+        f"The members' predictions are stretched about the median prediction, "
+        f"{stretch['centre_dex']:.3f} dex, by a factor {stretch['factor']:.3f} "
+        "(`rrlyrae_metallicity.stretch`), fitted to minimise the sum of the mean squared "
+        "error and the density-weighted one, so that the metal-poor and metal-rich tails are "
+        "pulled less towards the crowded middle. The table scores the served out-of-fold "
+        "predictions without it and with it, cross-fitted (each fold stretched by the factor "
+        f"fitted on the other folds: {', '.join(f'{f:.3f}' for f in stretch['crossfit_factors'])}).",
+        "",
+    ]
+    return lines + _table(["metric (pooled)", "unstretched", "stretched (cross-fitted)", "peer"],
+                          rows)
 
 
 def write_model_card(path):
