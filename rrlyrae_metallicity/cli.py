@@ -111,10 +111,15 @@ def _models(args):
     default = default_model_name()
     for name in available_models():
         manifest = load_model(name).manifest
-        rmse = manifest["cv_metrics"]["pooled_out_of_fold"]["rmse"]
+        # What the package serves: with the output stretch when there is one.
+        stretch = manifest.get("output_stretch")
+        metrics = (stretch["crossfit_out_of_fold"] if stretch
+                   else manifest["cv_metrics"]["pooled_out_of_fold"])
         mark = " (default)" if name == default else ""
-        print(f"{name}{mark}: {len(manifest['members'])} members, "
-              f"cross-validated RMSE {rmse:.3f} dex on {manifest['cv_metrics']['n_stars']} stars")
+        folds = len({member["fold"] for member in manifest["members"]})
+        print(f"{name}{mark}: {len(manifest['members'])} members ({folds} folds), "
+              f"cross-validated RMSE {metrics['rmse']:.3f} dex, wRMSE {metrics['wrmse']:.3f} dex "
+              f"on {manifest['cv_metrics']['n_stars']} stars")
     return 0
 
 

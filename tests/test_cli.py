@@ -77,8 +77,19 @@ def test_help_and_version(capsys):
 
 
 def test_models_subcommand(capsys):
+    from rrlyrae_metallicity.models import available_models, load_model
+
     assert main(["models"]) == 0
-    assert "(default)" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "(default)" in out
+    lines = out.splitlines()
+    assert len(lines) == len(available_models())
+    for name, line in zip(available_models(), lines):
+        # The served accuracy: with the output stretch, cross-fitted.
+        manifest = load_model(name).manifest
+        served = manifest["output_stretch"]["crossfit_out_of_fold"]
+        assert line.startswith(name) and f"RMSE {served['rmse']:.3f} dex" in line
+        assert f"{len(manifest['members'])} members" in line
 
 
 @pytest.mark.parametrize("argv, code, message", [
