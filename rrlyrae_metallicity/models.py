@@ -216,8 +216,7 @@ class FehEnsemble:
                 run(task)
         else:
             with ThreadPoolExecutor(workers) as pool:
-                for _ in pool.map(run, tasks):
-                    pass
+                list(pool.map(run, tasks))
         return out
 
     def _run_cuda(self, chunk):

@@ -12,9 +12,9 @@ shipped model::
 
 It first fits the stretch of the predictions about their median
 (`rrlyrae_metallicity.stretch`; ``--no-stretch`` removes it), then the
-uncertainty on the stretched predictions. Each star is predicted by the members of the fold that held it out (the
-manifest gives every member's fold; ``training/results/<name>`` every star's),
-so the errors are out-of-fold.
+uncertainty on the stretched predictions. Each star is predicted by the
+members of the fold that held it out (the manifest gives every member's fold;
+``training/results/<name>`` every star's), so the errors are out-of-fold.
 """
 
 import json
@@ -88,12 +88,13 @@ def calibrate_shipped(name, dataset, *, stretch=True, models_dir=MODELS_DIR,
     ensemble = load_model(name)
     own = served_out_of_fold(ensemble, dataset, folds)
     weights = density_weights(dataset.feh)
-    raw_metrics = regression_metrics(dataset.feh, own.mean(axis=1), weights)
+    mean = own.mean(axis=1)
+    raw_metrics = regression_metrics(dataset.feh, mean, weights)
 
     output_stretch = None
     if stretch:
-        output_stretch = fit_stretch(dataset.feh, own.mean(axis=1), weights)
-        crossfit, factors = crossfit_stretch(dataset.feh, own.mean(axis=1), weights, folds)
+        output_stretch = fit_stretch(dataset.feh, mean, weights)
+        crossfit, factors = crossfit_stretch(dataset.feh, mean, weights, folds)
         output_stretch.update(
             objective="mean squared error + density-weighted mean squared error",
             crossfit_factors=factors,
