@@ -43,10 +43,41 @@ def test_plan_collapses_recurrent_axes_for_convolutional_nets():
     assert all(c.model_kwargs == {} and c.max_epochs == 3 for c in fcn)
 
 
+def test_one_at_a_time_design_varies_each_axis_alone_around_the_centre():
+    profile = StudyProfile(
+        name="t", architectures=["gru", "fcn"], variants=["spline_centered"],
+        grid={"learning_rate": [0.001, 0.01, 0.1], "dropout": [0.1, 0.4],
+              "regularizer": ["none", "paper"]},
+        design="one_at_a_time", repeats=2, training={"learning_rate": 0.01},
+    )
+    runs = plan_runs(profile)
+    gru = [(identity, config) for _, identity, config in runs
+           if identity["architecture"] == "gru" and identity["repeat"] == 0]
+    # The centre, then 2 other rates, 2 dropouts and 1 other regulariser.
+    assert [identity["grid_point"] for identity, _ in gru] == [
+        "default", "dropout=0.1", "dropout=0.4", "learning_rate=0.001", "learning_rate=0.1",
+        "regularizer=none"]
+    centre = gru[0][1]
+    for identity, config in gru[1:]:
+        axis = identity["grid_point"].split("=")[0]
+        assert (config.learning_rate != centre.learning_rate) == (axis == "learning_rate")
+        assert (config.model_kwargs != centre.model_kwargs) == (axis in ("dropout", "regularizer"))
+    # fcn has no dropout or regulariser axis: the centre and the two rates.
+    assert sum(identity["architecture"] == "fcn" for _, identity, _ in runs) == 2 * 3
+    # Repeat-major: every point once before any point twice.
+    assert [identity["repeat"] for _, identity, _ in runs] == [0] * 9 + [1] * 9
+    with pytest.raises(ValueError, match="design must be one of"):
+        StudyProfile(name="bad", design="latin")
+
+
 def test_profiles_cover_every_architecture_and_variant():
     for name in ("smoke", "screen"):
         assert set(PROFILES[name].architectures) == set(ARCHITECTURES)
         assert set(PROFILES[name].variants) == set(VARIANTS)
+    # The grid search covers the paper's axes and values (METHOD.md).
+    assert PROFILES["grid"].grid == {
+        "dropout": [0.1, 0.2, 0.4, 0.6], "learning_rate": [0.001, 0.01, 0.1],
+        "batch_size": [32, 64, 128, 256, 512], "regularizer": ["none", "paper", "l2=1e-4"]}
     assert set(RECURRENT) < set(ARCHITECTURES)
     with pytest.raises(ValueError, match="unknown grid axes"):
         StudyProfile(name="bad", grid={"momentum": [0.9]})
