@@ -116,10 +116,14 @@ def _models(args):
         metrics = (stretch["crossfit_out_of_fold"] if stretch
                    else manifest["cv_metrics"]["pooled_out_of_fold"])
         mark = " (default)" if name == default else ""
-        folds = len({member["fold"] for member in manifest["members"]})
-        print(f"{name}{mark}: {len(manifest['members'])} members ({folds} folds), "
-              f"cross-validated RMSE {metrics['rmse']:.3f} dex, wRMSE {metrics['wrmse']:.3f} dex "
-              f"on {manifest['cv_metrics']['n_stars']} stars")
+        if "components" in manifest:
+            what = "weighted mean of " + " + ".join(
+                f"{c['weight']:g} {c['name']}" for c in manifest["components"])
+        else:
+            folds = len({member["fold"] for member in manifest["members"]})
+            what = f"{len(manifest['members'])} members ({folds} folds)"
+        print(f"{name}{mark}: {what}, cross-validated RMSE {metrics['rmse']:.3f} dex, "
+              f"wRMSE {metrics['wrmse']:.3f} dex on {manifest['cv_metrics']['n_stars']} stars")
     return 0
 
 

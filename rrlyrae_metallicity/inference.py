@@ -163,7 +163,7 @@ def _predict_phased(phases, mags, periods, errors, ensemble, stars):
     std = np.full(n_stars, np.nan)
     if good.any():
         members = ensemble.stretch(ensemble.predict_members(inputs[good], batch_size=_ONNX_BATCH))
-        feh[good] = members.mean(axis=0)
+        feh[good] = ensemble.mean(members)
         std[good] = ensemble.uncertainty(members)
     return feh, std, errors, domain
 

@@ -13,7 +13,7 @@ import numpy as np
 from .exceptions import ModelError, ModelIntegrityError, RRLyraeMetallicityWarning
 from .preprocessing import PreprocessingConfig
 from .stretch import apply_stretch
-from .uncertainty import calibrated_std, within_fold_spread
+from .uncertainty import calibrated_std, component_spread, within_fold_spread
 
 __all__ = ["available_models", "default_model_name", "load_model", "FehEnsemble"]
 
@@ -86,6 +86,10 @@ def _usable_cores():
 class FehEnsemble:
     """An ensemble of ONNX models (one per cross-validation fold and seed).
 
+    A *composite* model (a manifest with ``components``) is the weighted mean of
+    other shipped ensembles, each of a different architecture; it shares their
+    sessions and has its own stretch and uncertainty calibration.
+
     Parameters
     ----------
     name : str
@@ -106,6 +110,9 @@ class FehEnsemble:
         directory = _models_dir() / name
         self.manifest = json.loads((directory / "manifest.json").read_text())
         self.preprocessing = PreprocessingConfig(**self.manifest["preprocessing"])
+        if "components" in self.manifest:
+            self._init_composite()
+            return
         ort = _onnxruntime()
         options = _session_options(ort)
         providers = _providers(ort)
@@ -132,6 +139,51 @@ class FehEnsemble:
                 stacklevel=2,
             )
         self.input_name = self.sessions[0].get_inputs()[0].name
+        self.components = [(self, 1.0)]
+
+    def _init_composite(self):
+        """Share the sessions of the component ensembles named in the manifest."""
+        self.components = [(_cached_ensemble(c["name"]), float(c["weight"]))
+                           for c in self.manifest["components"]]
+        for part, _ in self.components:
+            if part.preprocessing != self.preprocessing:
+                raise ModelIntegrityError(
+                    f"component {part.name!r} of {self.name!r} pre-processes light curves "
+                    "differently from the composite; reinstall the package")
+            if part.input_name != self.components[0][0].input_name:
+                raise ModelIntegrityError(f"the components of {self.name!r} name their input "
+                                          "differently; reinstall the package")
+        self.sessions = [s for part, _ in self.components for s in part.sessions]
+        self.provider = self.components[0][0].provider
+        self.input_name = self.components[0][0].input_name
+
+    @property
+    def is_composite(self):
+        """Whether this model averages other shipped ensembles (``components``)."""
+        return "components" in self.manifest
+
+    def _component_slices(self):
+        start = 0
+        for part, weight in self.components:
+            yield part, weight, slice(start, start + len(part.sessions))
+            start += len(part.sessions)
+
+    def mean(self, member_predictions):
+        """The ensemble's [Fe/H]: the mean of the members, weighted by component.
+
+        Parameters
+        ----------
+        member_predictions : ndarray, shape (n_members, n)
+            Stretched member predictions (`stretch` of `predict_members`).
+
+        Returns
+        -------
+        ndarray, shape (n,)
+        """
+        if not self.is_composite:
+            return member_predictions.mean(axis=0)
+        return sum(weight * member_predictions[rows].mean(axis=0)
+                   for _, weight, rows in self._component_slices())
 
     @property
     def uncertainty_calibration(self):
@@ -151,11 +203,26 @@ class FehEnsemble:
         ndarray, shape (n,)
             The calibrated standard deviation (dex) of
             `rrlyrae_metallicity.uncertainty`; the members' within-fold
-            spread for models without a calibration.
+            spread for models without a calibration. A composite model
+            uses the spread of its components' fold means instead.
         """
-        folds = [member.get("fold", i) for i, member in enumerate(self.manifest["members"])]
-        spread = within_fold_spread(member_predictions, folds)
+        if self.is_composite:
+            # The spread of single-fold means about the composite mean: out of
+            # fold, a star has one fold of each component, which is what the
+            # calibration saw (`rrlyrae_metallicity.uncertainty.component_spread`).
+            fold_means = [_fold_means(member_predictions[rows], part.member_folds)
+                          for part, _, rows in self._component_slices()]
+            spread = component_spread(fold_means, [w for _, w in self.components])
+        else:
+            spread = within_fold_spread(member_predictions, self.member_folds)
         return calibrated_std(spread, self.uncertainty_calibration)
+
+    @property
+    def member_folds(self):
+        """Cross-validation fold of every member (of every component's members, in order)."""
+        if self.is_composite:
+            return [fold for part, _ in self.components for fold in part.member_folds]
+        return [member.get("fold", i) for i, member in enumerate(self.manifest["members"])]
 
     @property
     def output_stretch(self):
@@ -231,6 +298,13 @@ class FehEnsemble:
             session.run_with_iobinding(binding)
             results.append(binding.copy_outputs_to_cpu()[0].ravel())
         return results
+
+
+def _fold_means(member_predictions, member_folds):
+    """Mean of the members of each fold: shape (n_folds, n)."""
+    member_folds = np.asarray(member_folds)
+    return np.stack([member_predictions[member_folds == k].mean(axis=0)
+                     for k in np.unique(member_folds)])
 
 
 def load_model(name="default"):

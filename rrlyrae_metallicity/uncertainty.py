@@ -22,8 +22,8 @@ import numpy as np
 from scipy.optimize import minimize_scalar
 from scipy.special import erf
 
-__all__ = ["COVERAGE", "within_fold_spread", "fit_calibration", "calibrated_std",
-           "coverage"]
+__all__ = ["COVERAGE", "within_fold_spread", "component_spread", "fit_calibration",
+           "calibrated_std", "coverage"]
 
 #: Fraction of a Gaussian within one standard deviation.
 COVERAGE = float(erf(1 / np.sqrt(2)))
@@ -53,6 +53,31 @@ def within_fold_spread(member_predictions, member_folds):
     if not variances:
         return np.zeros(predictions.shape[1])
     return np.sqrt(np.mean(variances, axis=0))
+
+
+def component_spread(fold_means, weights):
+    """Spread of a composite model: its components' fold means about its mean.
+
+    Parameters
+    ----------
+    fold_means : list of array-like, shape (n_folds_c, n_stars) each
+        For every component ensemble, the mean prediction of the members of
+        each of its folds (one fold per component for out-of-fold predictions).
+    weights : list of float
+        Weight of every component in the composite mean (summing to 1).
+
+    Returns
+    -------
+    ndarray, shape (n_stars,)
+        ``sqrt(sum_c w_c mean_k (m_ck - m)**2)`` with ``m = sum_c w_c mean_k
+        m_ck``. Out of fold a star has one fold of each component, so the
+        statistic is how much the architectures disagree; at prediction time
+        the average over folds adds the fold-to-fold scatter that a single
+        fold's mean carries out of fold, so the same calibration applies.
+    """
+    fold_means = [np.atleast_2d(np.asarray(m, dtype=float)) for m in fold_means]
+    centre = sum(w * m.mean(axis=0) for m, w in zip(fold_means, weights))
+    return np.sqrt(sum(w * ((m - centre) ** 2).mean(axis=0) for m, w in zip(fold_means, weights)))
 
 
 def fit_calibration(errors, spread):

@@ -102,3 +102,18 @@ def test_cli_help_page_has_every_subcommand(tmp_path):
                     "rrlyrae-feh models --help"):
         assert f"``{command}``" in text
     assert "--periods VARI_RRLYRAE_FILE" in text and "exit codes" in text
+
+
+def test_model_card_describes_the_composite_by_its_components(tmp_path):
+    out = tmp_path / "card.rst"
+    generated_pages.write_model_card(out)
+    section = out.read_text().split("``gru_inception``\n-----")[1].split("\n``inception``\n")[0]
+    manifest = models.load_model("gru_inception").manifest
+    assert "weighted mean of the shipped models ``gru`` (weight 0.5) and ``inception``" in section
+    # Each component alone, the composite and the peer, pooled out of fold.
+    components = manifest["cv_metrics"]["components_out_of_fold"]
+    assert f"{components['inception']['rmse']:.4f} dex" in section
+    assert f"{manifest['cv_metrics']['pooled_out_of_fold']['rmse']:.4f} dex" in section
+    served = manifest["output_stretch"]["crossfit_out_of_fold"]
+    assert f"{served['wrmse']:.4f} dex" in section
+    assert "components' single-fold means" in section

@@ -42,7 +42,12 @@ def test_default_model_is_shipped_and_verified():
     assert model.provider in ("CPUExecutionProvider", "CUDAExecutionProvider")
 
 
-@pytest.mark.parametrize("name", [n for n in rm.available_models() if n != "gru"])
+def _is_composite(name):
+    return "components" in json.loads((_models_dir() / name / "manifest.json").read_text())
+
+
+@pytest.mark.parametrize("name", [n for n in rm.available_models()
+                                  if n != "gru" and not _is_composite(n)])
 def test_each_architecture_name_selects_its_own_ensemble(name, stars, curves):
     model = load_model(name)
     assert model.name == name and model.manifest["architecture"] == name
@@ -54,6 +59,35 @@ def test_each_architecture_name_selects_its_own_ensemble(name, stars, curves):
     assert members.shape == (len(model.manifest["members"]), 1)
     assert std.value > 0
     assert feh.value == pytest.approx(model.stretch(members).mean(), abs=1e-4)
+
+
+def test_composite_model_is_the_weighted_mean_of_its_components(stars, curves):
+    model = load_model("gru_inception")
+    parts = [(load_model(c["name"]), c["weight"]) for c in model.manifest["components"]]
+    assert [p.name for p, _ in parts] == ["gru", "inception"]
+    # The composite shares its components' sessions instead of loading its own.
+    assert model.sessions == parts[0][0].sessions + parts[1][0].sessions
+    periods = np.asarray(stars["pf"][:3], dtype=float)
+    feh, std = rm.predict_feh(curves[:3], periods * u.day, model="gru_inception",
+                              return_std=True)
+    phases = [fold_times(np.asarray(c.time.jd), p) for c, p in zip(curves[:3], periods)]
+    inputs, _, _ = prepare_inputs(phases, [np.asarray(c["mag"].value) for c in curves[:3]],
+                                  list(periods), model.preprocessing)
+    stretch = model.manifest["output_stretch"]
+    fold_means = []
+    for part, _ in parts:
+        members = part.predict_members(inputs)
+        members = stretch["centre_dex"] + stretch["factor"] * (members - stretch["centre_dex"])
+        folds = np.array(part.member_folds)
+        fold_means.append(np.array([members[folds == k].mean(axis=0) for k in np.unique(folds)]))
+    expected = sum(w * m.mean(axis=0) for m, (_, w) in zip(fold_means, parts))
+    np.testing.assert_allclose(feh.value, expected, atol=1e-6)
+    # Its uncertainty grows with the scatter of the single-fold means about the composite.
+    spread = np.sqrt(sum(w * ((m - expected) ** 2).mean(axis=0)
+                         for m, (_, w) in zip(fold_means, parts)))
+    calibration = model.manifest["uncertainty_calibration"]
+    np.testing.assert_allclose(
+        std.value, calibration["scale"] * np.hypot(calibration["floor_dex"], spread), atol=1e-6)
 
 
 def test_unknown_model_lists_the_valid_ones():

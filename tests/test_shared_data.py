@@ -99,6 +99,8 @@ def _models_trained_on_the_served_smoother():
     names = []
     for name in rm.available_models():
         manifest = load_model(name).manifest
+        if "components" in manifest:
+            continue
         trained = manifest["training_config"]["preprocessing"].get("smoother", "scipy_gcv")
         if trained == manifest["preprocessing"]["smoother"]:
             names.append(name)
@@ -207,3 +209,43 @@ def test_default_model_beats_the_peer_on_every_metric_as_served():
     for name in ("rmse", "mae", "wrmse", "wmae"):
         assert served[name] < peer[name], name
     assert manifest["output_stretch"]["factor"] > 1.0
+
+
+@needs_gaia
+@pytest.mark.slow
+def test_composite_model_reproduces_its_out_of_fold_metrics_and_beats_gru(gaia_dataset):
+    # gru_inception: each star predicted by the members of its own held-out
+    # fold of each component (the two have different folds), then averaged
+    # with the manifest's weights and stretched, as the package serves it.
+    from training.data import density_weights
+    from training.metrics import regression_metrics
+
+    model = load_model("gru_inception")
+    recorded = Table.read(RESULTS / "gru_inception" / "oof_predictions.ecsv")
+    assert list(recorded["source_id"]) == list(gaia_dataset.stars["source_id"])
+    inputs = _preprocess(gaia_dataset, model.preprocessing, None)
+    blend = np.zeros(len(gaia_dataset))
+    for component in model.manifest["components"]:
+        part = load_model(component["name"])
+        members = part.predict_members(inputs)
+        member_folds = np.array(part.member_folds)
+        star_folds = np.asarray(recorded[f"fold_{part.name}"])
+        own = np.empty(len(gaia_dataset))
+        for k in np.unique(member_folds):
+            own[star_folds == k] = members[member_folds == k][:, star_folds == k].mean(axis=0)
+        blend += component["weight"] * own
+    stretch = model.manifest["output_stretch"]
+    served = stretch["centre_dex"] + stretch["factor"] * (blend - stretch["centre_dex"])
+    np.testing.assert_allclose(served, recorded["feh_pred"], atol=1e-6)
+    weights = density_weights(gaia_dataset.feh)
+    metrics = regression_metrics(gaia_dataset.feh, served, weights)
+    calibration = model.manifest["uncertainty_calibration"]
+    for name in ("rmse", "mae", "r2", "wrmse", "wmae"):
+        assert metrics[name] == pytest.approx(calibration["served_out_of_fold"][name], abs=1e-6)
+    # Cross-fitted, it is better than the default gru on all five metrics.
+    ours = stretch["crossfit_out_of_fold"]
+    gru = load_model("gru").manifest["output_stretch"]["crossfit_out_of_fold"]
+    assert ours["r2"] > gru["r2"]
+    for name in ("rmse", "mae", "wrmse", "wmae"):
+        assert ours[name] < gru[name], name
+    assert 0.65 < calibration["crossfit_coverage_1std"] < 0.72

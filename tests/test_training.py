@@ -208,6 +208,16 @@ def test_export_fails_loudly_when_onnx_disagrees(tmp_path):
     assert not (tmp_path / "bad.onnx").exists()
 
 
+def test_composite_needs_weights_summing_to_one():
+    from training.composite import compose, parse_components
+
+    assert parse_components(["gru=0.75", "inception=0.25"]) == {"gru": 0.75, "inception": 0.25}
+    with pytest.raises(ValueError, match="NAME=WEIGHT"):
+        parse_components(["gru"])
+    with pytest.raises(ValueError, match="must sum to 1"):
+        compose("bad", {"gru": 0.5, "inception": 0.6}, dataset=None)
+
+
 def test_readme_table_is_rendered_and_replaced(tmp_path):
     from training.report import cv_table, update_readme
 

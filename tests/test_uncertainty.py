@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from rrlyrae_metallicity.uncertainty import (
+    component_spread,
     COVERAGE,
     calibrated_std,
     coverage,
@@ -22,6 +23,23 @@ def test_within_fold_spread_ignores_differences_between_folds():
     np.testing.assert_allclose(within_fold_spread(predictions[:3], folds[:3]),
                                np.std([0.0, 0.1], ddof=1))
     assert np.all(within_fold_spread(predictions[[0, 2]], [0, 1]) == 0)
+
+
+def test_component_spread_is_the_disagreement_of_single_folds():
+    # Out of fold: one fold per component; two equal weights give |a - b| / 2.
+    gru, inception = np.array([-1.0, -2.0]), np.array([-1.4, -2.0])
+    np.testing.assert_allclose(component_spread([gru[None], inception[None]], [0.5, 0.5]),
+                               [0.2, 0.0])
+    # At prediction time the fold-to-fold scatter of each component adds in
+    # quadrature to the disagreement of the component means.
+    gru_folds = np.array([[-0.9], [-1.1]])
+    inception_folds = np.array([[-1.4], [-1.4], [-1.4]])
+    expected = np.sqrt(0.5 * (0.2**2 + 0.1**2) + 0.5 * 0.2**2)
+    np.testing.assert_allclose(component_spread([gru_folds, inception_folds], [0.5, 0.5]),
+                               [expected])
+    # Unequal weights move the centre towards the heavier component.
+    np.testing.assert_allclose(component_spread([[[0.0]], [[1.0]]], [0.75, 0.25]),
+                               [np.sqrt(0.75 * 0.25**2 + 0.25 * 0.75**2)])
 
 
 def test_fit_recovers_a_gaussian_floor_and_covers_68_percent():

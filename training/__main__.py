@@ -10,6 +10,10 @@ Cross-validate the paper's GRU, export the fold models and ship them::
 Recompute the training-domain ranges of a shipped model (out-of-domain flags)::
 
     python -m training domain --name gru
+
+Ship the weighted mean of two shipped architectures as one model::
+
+    python -m training composite --name gru_inception --components gru=0.5 inception=0.5
 """
 
 import argparse
@@ -122,6 +126,19 @@ def _domain_parser(sub):
         "model's manifest (training_domain), used for the feh_domain flags.")
 
 
+def _composite_parser(sub):
+    p = sub.add_parser("composite", help="ship a weighted mean of shipped models of "
+                                         "different architectures",
+                       description="Write the manifest of a composite model: the weighted "
+                                   "mean of shipped ensembles, with its own output stretch "
+                                   "and uncertainty calibration fitted on their served "
+                                   "out-of-fold predictions.")
+    _add_data_dir(p)
+    p.add_argument("--name", required=True, help="name of the composite, e.g. gru_inception")
+    p.add_argument("--components", nargs="+", required=True, metavar="NAME=WEIGHT",
+                   help="shipped models and their weights, summing to 1")
+
+
 def _report_parser(sub):
     p = sub.add_parser("report", help="summary table and figures of a study, finished or not",
                        description="Write a study's summary table (summary.ecsv), its profile "
@@ -142,6 +159,7 @@ def main(argv=None):
     _study_parser(sub)
     _calibrate_parser(sub)
     _domain_parser(sub)
+    _composite_parser(sub)
     _report_parser(sub)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
@@ -190,6 +208,14 @@ def main(argv=None):
         calibration = calibrate_shipped(args.name, load_dataset(args.data_dir),
                                         stretch=args.stretch)
         print(json.dumps(calibration, indent=2))
+    elif args.command == "composite":
+        from .composite import compose, parse_components
+        from .data import load_dataset
+
+        manifest = compose(args.name, parse_components(args.components),
+                           load_dataset(args.data_dir))
+        print(json.dumps({key: manifest[key] for key in ("output_stretch",
+                                                         "uncertainty_calibration")}, indent=2))
     elif args.command == "domain":
         from .data import load_dataset
         from .ship import update_training_domain

@@ -230,21 +230,43 @@ def uncertainty_calibration(feh, oof_members, folds):
         std`` and ``< 2 std`` when each fold is predicted with a calibration
         fitted on the other folds only (cross-fitted, so not flattered).
     """
-    from rrlyrae_metallicity import uncertainty
-
     errors = oof_members.mean(axis=1) - feh
     if oof_members.shape[1] > 1:
         spread = oof_members.std(axis=1, ddof=1)
     else:
         spread = np.zeros(len(feh))
-    std = np.empty(len(feh))
+    return calibration_from_spread(errors, spread, folds,
+                                   "std = scale * hypot(floor_dex, within-fold spread of the members)")
+
+
+def calibration_from_spread(errors, spread, folds, model):
+    """Fit the uncertainty model on out-of-fold errors and spreads, and check it cross-fitted.
+
+    Parameters
+    ----------
+    errors, spread : ndarray, shape (n_stars,)
+        Out-of-fold error and spread statistic of every star (dex).
+    folds : ndarray of int
+        Fold of every star: each fold is scored with a calibration fitted on
+        the other folds only.
+    model : str
+        The formula, recorded with the calibration.
+
+    Returns
+    -------
+    dict
+        See `uncertainty_calibration`.
+    """
+    from rrlyrae_metallicity import uncertainty
+
+    std = np.empty(len(errors))
     for k in np.unique(folds):
         held_out = folds == k
         fitted = uncertainty.fit_calibration(errors[~held_out], spread[~held_out])
         std[held_out] = uncertainty.calibrated_std(spread[held_out], fitted)
     return {
         **uncertainty.fit_calibration(errors, spread),
-        "model": "std = scale * hypot(floor_dex, within-fold spread of the members)",
+        "model": model,
         "crossfit_coverage_1std": uncertainty.coverage(errors, std),
         "crossfit_coverage_2std": uncertainty.coverage(errors, std, 2.0),
         "crossfit_median_std_dex": float(np.median(std)),

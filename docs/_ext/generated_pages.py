@@ -103,8 +103,8 @@ def _calibration_section(manifest):
         "",
         r"   \sigma = c\,\sqrt{a^2 + s^2},",
         "",
-        "where :math:`s` is the spread of the ensemble members within each cross-validation "
-        f"fold, :math:`a = {floor:.3f}` dex a floor fitted by maximum likelihood and "
+        f"where :math:`s` is {_spread_words(manifest)}, "
+        f":math:`a = {floor:.3f}` dex a floor fitted by maximum likelihood and "
         f":math:`c = {scale:.2f}` a scale that makes 68.3 % of the errors smaller than "
         ":math:`\\sigma` (`rrlyrae_metallicity.uncertainty`). The coverage below is "
         "cross-fitted: each fold's stars are scored with a calibration fitted on the other "
@@ -115,7 +115,9 @@ def _calibration_section(manifest):
         ["calibrated ``feh_phot_std``", f"{calibration['crossfit_median_std_dex']:.3f} dex",
          _percent(calibration["crossfit_coverage_1std"]),
          _percent(calibration["crossfit_coverage_2std"])],
-        ["spread of the members of the star's fold alone (uncalibrated)",
+        [("spread of the components' single-fold means (uncalibrated)"
+          if "components" in manifest else
+          "spread of the members of the star's fold alone (uncalibrated)"),
          f"{calibration['uncalibrated_median_spread_dex']:.3f} dex",
          _percent(calibration["uncalibrated_coverage_1std"]), "—"],
     ]
@@ -130,6 +132,14 @@ def _calibration_section(manifest):
                   + ", ".join(f"``{k}={v!r}``" for k, v in served.items()) + ")"
                   + _served_rmse(calibration) + "."]
     return lines + [""]
+
+
+def _spread_words(manifest):
+    if "components" in manifest:
+        return ("the spread of the components' single-fold means about the composite mean "
+                "(out of fold, how much the architectures disagree; at prediction time "
+                "the folds' scatter adds to it)")
+    return "the spread of the ensemble members within each cross-validation fold"
 
 
 def _served_rmse(calibration):
@@ -148,13 +158,21 @@ def _model_section(name, default):
     data = manifest["training_data"]
     domain = manifest.get("training_domain", {})
     pre = manifest["preprocessing"]
-    n_members = len(manifest["members"])
-    folds = len({m["fold"] for m in manifest["members"]})
+    made = (f"made on {manifest.get('created', '?')} from commit "
+            f"``{manifest.get('training_commit', '?')[:10]}`` by::")
+    if "components" in manifest:
+        parts = " and ".join(f"``{c['name']}`` (weight {c['weight']:g})"
+                             for c in manifest["components"])
+        lines += [f"An ensemble across architectures: the weighted mean of the shipped "
+                  f"models {parts}, whose ONNX members it shares (it has no files of its "
+                  f"own), with its own stretch and uncertainty calibration; {made}"]
+    else:
+        n_members = len(manifest["members"])
+        folds = len({m["fold"] for m in manifest["members"]})
+        lines += [f"An ensemble of {n_members} ONNX models of the ``{manifest['architecture']}`` "
+                  f"architecture ({folds} cross-validation folds × {n_members // max(folds, 1)} "
+                  f"seeds; ONNX opset {manifest['onnx']['opset']}), {made}"]
     lines += [
-        f"An ensemble of {n_members} ONNX models of the ``{manifest['architecture']}`` "
-        f"architecture ({folds} cross-validation folds × {n_members // max(folds, 1)} seeds; "
-        f"ONNX opset {manifest['onnx']['opset']}), made on {manifest.get('created', '?')} from "
-        f"commit ``{manifest.get('training_commit', '?')[:10]}`` by::",
         "",
         *_indent(manifest.get("produced_by", "(command not recorded)")),
         "",
@@ -177,6 +195,12 @@ def _model_section(name, default):
         "",
         *_heading("Cross-validated accuracy", "^"),
     ]
+    if "components" in manifest:
+        lines += _composite_metrics_section(manifest)
+        lines += _heading("Stretch of the predictions", "^")
+        lines += _stretch_section(manifest, manifest["cv_metrics"]["pooled_peer"])
+        lines += _heading("Calibration of the uncertainties", "^")
+        return lines + _calibration_section(manifest)
     metrics_path = RESULTS / name / "metrics.json"
     if metrics_path.is_file():
         metrics = json.loads(metrics_path.read_text())
@@ -189,6 +213,25 @@ def _model_section(name, default):
     lines += _heading("Calibration of the uncertainties", "^")
     lines += _calibration_section(manifest)
     return lines
+
+
+def _composite_metrics_section(manifest):
+    """Pooled out-of-fold metrics of a composite, of its components and of the peer."""
+    metrics = manifest["cv_metrics"]
+    components = metrics["components_out_of_fold"]
+    header = ["metric (pooled)", *(f"``{c}`` alone (unstretched)" for c in components),
+              "composite (unstretched)", "peer"]
+    rows = [[label, *(f"{components[c][key]:.4f}{unit}" for c in components),
+             f"{metrics['pooled_out_of_fold'][key]:.4f}{unit}",
+             f"{metrics['pooled_peer'][key]:.4f}{unit}"] for key, (label, unit) in _METRICS.items()]
+    return [
+        f"Every one of the {metrics['n_stars']} labelled stars is predicted by the members of "
+        "its own held-out fold of each component (the components may have different "
+        "folds), so the composite's predictions are out-of-fold too. The served, stretched "
+        "accuracy follows in the next section.",
+        "",
+        *_table(header, rows),
+    ]
 
 
 def _stretch_section(manifest, peer):

@@ -1,0 +1,151 @@
+"""Compose a shipped model from other shipped ensembles: an ensemble across architectures.
+
+A composite model has no ONNX files of its own. Its manifest names its
+components (shipped ensembles of other architectures) and their weights; the
+package averages their members' predictions with those weights
+(`rrlyrae_metallicity.models.FehEnsemble`). It gets its own output stretch and
+uncertainty calibration, fitted here on the components' served out-of-fold
+predictions::
+
+    python -m training composite --name gru_inception --components gru=0.5 inception=0.5
+
+Every star is predicted by the members of its own held-out fold of every
+component (the components may have different folds), so the composite's
+metrics are out-of-fold too. The stretch and the uncertainty are cross-fitted
+on the folds of the first component.
+"""
+
+import datetime
+import json
+
+import numpy as np
+from astropy.table import Table
+
+from rrlyrae_metallicity.models import load_model
+from rrlyrae_metallicity.stretch import apply_stretch, crossfit_stretch, fit_stretch
+from rrlyrae_metallicity.uncertainty import component_spread
+
+from .calibrate import served_out_of_fold
+from .cv import calibration_from_spread
+from .data import density_weights
+from .metrics import regression_metrics
+from .ship import MODELS_DIR, RESULTS_DIR, _git_commit
+
+__all__ = ["compose", "parse_components"]
+
+_SPREAD_MODEL = ("std = scale * hypot(floor_dex, spread of the components' fold means about "
+                 "their weighted mean)")
+
+
+def parse_components(texts):
+    """``["gru=0.5", "inception=0.5"]`` → ``{"gru": 0.5, "inception": 0.5}``."""
+    components = {}
+    for text in texts:
+        name, sep, weight = text.partition("=")
+        if not sep:
+            raise ValueError(f"give each component as NAME=WEIGHT, not {text!r}")
+        components[name] = float(weight)
+    return components
+
+
+def _recorded_folds(name, dataset, results_dir):
+    recorded = Table.read(results_dir / name / "oof_predictions.ecsv")
+    order = {int(s): i for i, s in enumerate(recorded["source_id"])}
+    return np.asarray(recorded["fold"])[[order[int(s)] for s in dataset.stars["source_id"]]]
+
+
+def _common_domain(domains):
+    """The ranges every component was trained on (the narrowest of each)."""
+    keys = set.intersection(*(set(d) for d in domains))
+    return {key: [max(d[key][0] for d in domains), min(d[key][1] for d in domains)]
+            for key in sorted(keys)}
+
+
+def compose(name, components, dataset, *, produced_by=None, models_dir=MODELS_DIR,
+            results_dir=RESULTS_DIR):
+    """Write the manifest of a composite model and record its out-of-fold predictions.
+
+    Parameters
+    ----------
+    name : str
+        Name of the new model (a folder of ``models_dir``).
+    components : dict
+        Shipped model name → weight; the weights must sum to 1.
+    dataset : `training.data.Dataset`
+        The training set the components were cross-validated on.
+    produced_by : str, optional
+        The command, recorded in the manifest.
+
+    Returns
+    -------
+    dict
+        The manifest written.
+    """
+    if not components or abs(sum(components.values()) - 1) > 1e-9:
+        raise ValueError(f"the weights of the components must sum to 1, not {components}")
+    parts = {c: load_model(c) for c in components}
+    composites = [c for c, part in parts.items() if part.is_composite]
+    if composites:
+        raise ValueError(f"components must be plain ensembles; {composites} are composite")
+    first = next(iter(parts.values()))
+    if any(part.preprocessing != first.preprocessing for part in parts.values()):
+        raise ValueError("the components must share their pre-processing")
+
+    feh = dataset.feh
+    weights = density_weights(feh)
+    folds = {c: _recorded_folds(c, dataset, results_dir) for c in components}
+    own_means = {c: served_out_of_fold(part, dataset, folds[c]).mean(axis=1)
+                 for c, part in parts.items()}
+    blend = sum(w * own_means[c] for c, w in components.items())
+    stretch_folds = folds[next(iter(components))]
+
+    output_stretch = fit_stretch(feh, blend, weights)
+    crossfit, factors = crossfit_stretch(feh, blend, weights, stretch_folds)
+    output_stretch.update(
+        objective="mean squared error + density-weighted mean squared error",
+        crossfit_factors=factors,
+        crossfit_out_of_fold=regression_metrics(feh, crossfit, weights),
+        unstretched_out_of_fold=regression_metrics(feh, blend, weights),
+    )
+    stretched = {c: apply_stretch(m, output_stretch) for c, m in own_means.items()}
+    served = sum(w * stretched[c] for c, w in components.items())
+    spread = component_spread([stretched[c] for c in components], list(components.values()))
+    calibration = calibration_from_spread(served - feh, spread, stretch_folds, _SPREAD_MODEL)
+    calibration["served_preprocessing"] = first.preprocessing.to_dict()
+    calibration["served_out_of_fold"] = regression_metrics(feh, served, weights)
+
+    manifest = {
+        "name": name,
+        "manifest_version": 1,
+        "architecture": "+".join(components),
+        "components": [{"name": c, "weight": w} for c, w in components.items()],
+        "preprocessing": first.preprocessing.to_dict(),
+        "onnx": first.manifest["onnx"],
+        "training_data": first.manifest["training_data"],
+        "training_domain": _common_domain([p.training_domain for p in parts.values()]),
+        "cv_metrics": {
+            "pooled_out_of_fold": regression_metrics(feh, blend, weights),
+            "pooled_peer": regression_metrics(feh, dataset.feh_peer, weights),
+            "components_out_of_fold": {c: regression_metrics(feh, m, weights)
+                                       for c, m in own_means.items()},
+            "n_stars": len(dataset),
+        },
+        "produced_by": produced_by or "python -m training composite --name " + name
+        + " --components " + " ".join(f"{c}={w}" for c, w in components.items()),
+        "training_commit": _git_commit(),
+        "created": datetime.date.today().isoformat(),
+        "output_stretch": output_stretch,
+        "uncertainty_calibration": calibration,
+    }
+    target = models_dir / name
+    target.mkdir(parents=True, exist_ok=True)
+    (target / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+
+    recorded = Table({"source_id": dataset.stars["source_id"], "fold": stretch_folds})
+    for c in components:
+        recorded[f"feh_{c}"] = own_means[c]
+        recorded[f"fold_{c}"] = folds[c]
+    recorded["feh_pred"] = served
+    (results_dir / name).mkdir(parents=True, exist_ok=True)
+    recorded.write(results_dir / name / "oof_predictions.ecsv", overwrite=True)
+    return manifest
