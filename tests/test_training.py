@@ -218,6 +218,33 @@ def test_composite_needs_weights_summing_to_one():
         compose("bad", {"gru": 0.5, "inception": 0.6}, dataset=None)
 
 
+def test_combinations_are_ranked_by_their_cross_fitted_error(tmp_path):
+    # Two models with independent errors average to a better one; a third, biased
+    # and noisier, spoils any combination it joins.
+    from training.composite import rank_combinations
+    from training.data import Dataset
+
+    rng = np.random.default_rng(5)
+    n = 600
+    feh = rng.normal(-1.4, 0.4, n)
+    stars = Table({"source_id": np.arange(n) + 10, "feh": feh})
+    folds = np.arange(n) % 3
+    noisy = {"a": feh + rng.normal(0, 0.15, n), "b": feh + rng.normal(0, 0.15, n),
+             "c": feh + 0.3 + rng.normal(0, 0.3, n)}
+    for name, pred in noisy.items():
+        (tmp_path / name).mkdir()
+        # Recorded in another order than the dataset's: matched by source_id.
+        Table({"source_id": stars["source_id"][::-1], "fold": folds[::-1],
+               "feh_pred": pred[::-1]}).write(tmp_path / name / "oof_predictions.ecsv")
+    ranked = rank_combinations(["a", "b", "c"], Dataset(stars, [], []), max_size=3,
+                               results_dir=tmp_path)
+    assert len(ranked) == 3 + 3 + 1
+    assert ranked["models"][0] == "a+b"
+    assert ranked["rmse"][0] < 0.15 / np.sqrt(2) * 1.15
+    assert list(ranked["rmse"]) == sorted(ranked["rmse"])
+    assert ranked["models"][-1] == "c"
+
+
 def test_readme_table_is_rendered_and_replaced(tmp_path):
     from training.report import cv_table, update_readme
 

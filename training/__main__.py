@@ -134,9 +134,14 @@ def _composite_parser(sub):
                                    "and uncertainty calibration fitted on their served "
                                    "out-of-fold predictions.")
     _add_data_dir(p)
-    p.add_argument("--name", required=True, help="name of the composite, e.g. gru_inception")
-    p.add_argument("--components", nargs="+", required=True, metavar="NAME=WEIGHT",
+    p.add_argument("--name", help="name of the composite, e.g. gru_inception")
+    p.add_argument("--components", nargs="+", metavar="NAME=WEIGHT",
                    help="shipped models and their weights, summing to 1")
+    p.add_argument("--search", nargs="+", metavar="NAME",
+                   help="instead, rank every equal-weight combination of these recorded "
+                        "models by cross-fitted out-of-fold RMSE (the first one's folds)")
+    p.add_argument("--max-size", type=int, default=4,
+                   help="largest combination for --search (default: %(default)s)")
 
 
 def _report_parser(sub):
@@ -209,9 +214,18 @@ def main(argv=None):
                                         stretch=args.stretch)
         print(json.dumps(calibration, indent=2))
     elif args.command == "composite":
-        from .composite import compose, parse_components
+        from .composite import compose, parse_components, rank_combinations
         from .data import load_dataset
 
+        if args.search:
+            ranked = rank_combinations(args.search, load_dataset(args.data_dir),
+                                       max_size=args.max_size)
+            for column in ("r2", "rmse", "mae", "wrmse", "wmae"):
+                ranked[column].info.format = ".4f"
+            ranked.pprint_all()
+            return 0
+        if not (args.name and args.components):
+            parser.error("composite needs --name and --components (or --search)")
         manifest = compose(args.name, parse_components(args.components),
                            load_dataset(args.data_dir))
         print(json.dumps({key: manifest[key] for key in ("output_stretch",

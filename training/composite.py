@@ -16,6 +16,7 @@ on the folds of the first component.
 """
 
 import datetime
+import itertools
 import json
 
 import numpy as np
@@ -31,7 +32,7 @@ from .data import density_weights
 from .metrics import regression_metrics
 from .ship import MODELS_DIR, RESULTS_DIR, _git_commit
 
-__all__ = ["compose", "parse_components"]
+__all__ = ["compose", "parse_components", "rank_combinations"]
 
 _SPREAD_MODEL = ("std = scale * hypot(floor_dex, spread of the components' fold means about "
                  "their weighted mean)")
@@ -149,3 +150,45 @@ def compose(name, components, dataset, *, produced_by=None, models_dir=MODELS_DI
     (results_dir / name).mkdir(parents=True, exist_ok=True)
     recorded.write(results_dir / name / "oof_predictions.ecsv", overwrite=True)
     return manifest
+
+
+def rank_combinations(names, dataset, *, max_size=4, results_dir=RESULTS_DIR):
+    """Score every equal-weight mean of up to ``max_size`` recorded models, best first.
+
+    Uses the out-of-fold predictions recorded in ``results_dir/<name>``, each
+    combination stretched and cross-fitted on the folds of the first name, as
+    `compose` does.
+
+    Parameters
+    ----------
+    names : list of str
+        Models with recorded results; the first one's folds cross-fit the stretch.
+    dataset : `training.data.Dataset`
+    max_size : int
+        Largest number of models in a combination.
+
+    Returns
+    -------
+    `~astropy.table.Table`
+        One row per combination (``models``, R², RMSE, MAE, wRMSE, wMAE),
+        sorted by RMSE.
+    """
+    feh = dataset.feh
+    weights = density_weights(feh)
+    order = [int(s) for s in dataset.stars["source_id"]]
+    predictions = {}
+    for name in names:
+        recorded = Table.read(results_dir / name / "oof_predictions.ecsv")
+        rows = {int(s): i for i, s in enumerate(recorded["source_id"])}
+        predictions[name] = np.asarray(recorded["feh_pred"])[[rows[s] for s in order]]
+    folds = _recorded_folds(names[0], dataset, results_dir)
+    rows = []
+    for size in range(1, max_size + 1):
+        for combination in itertools.combinations(names, size):
+            mean = np.mean([predictions[n] for n in combination], axis=0)
+            served, _ = crossfit_stretch(feh, mean, weights, folds)
+            rows.append({"models": "+".join(combination),
+                         **regression_metrics(feh, served, weights)})
+    table = Table(rows=rows, names=["models", "r2", "rmse", "mae", "wrmse", "wmae"])
+    table.sort("rmse")
+    return table
