@@ -2,7 +2,7 @@
 
 The smoke profile trains every architecture on every data variant (2 folds, 2
 epochs, 60 stars), exports every member to ONNX and checks it against Keras:
-the whole machinery of the paper's Table 4 in a few minutes.
+the whole machinery of the paper's Table 4 in a few minutes (320 s on 2 cores).
 """
 
 import json
