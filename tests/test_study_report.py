@@ -193,3 +193,18 @@ def test_docs_page_says_when_the_study_has_not_been_run(generated_pages, tmp_pat
     text = page.read_text()
     assert "The study has not been run yet" in text
     assert "python -m training study --profile screen --study-dir runs/screen" in text
+
+
+def test_grid_page_states_the_one_at_a_time_design(generated_pages, tmp_path):
+    from training.study import PROFILES
+
+    page = tmp_path / "grid.rst"
+    generated_pages.write_study_page(page, tmp_path / "absent", profile="grid",
+                                     docs_folder="grid")
+    text = page.read_text()
+    assert "python -m training study --profile grid --study-dir runs/grid" in text
+    assert "python -m training report --study-dir runs/grid --out docs/grid" in text
+    lines = "\n".join(generated_pages._profile_lines(PROFILES["grid"].to_dict()))
+    assert "**Grid** (one axis at a time" in lines
+    assert "``batch_size`` in [32, 64, 128, 256, 512]" in lines
+    assert "2 repeats of the split" in lines

@@ -9,9 +9,10 @@ At ``builder-inited`` it writes, under ``docs/_generated/``:
     ``training/results/<name>/metrics.json``.
 ``cli_help.rst``
     The ``--help`` text of ``rrlyrae-feh`` and of each subcommand.
-``study.rst``
-    The architecture study's summary table, settings and figures, from
-    ``docs/study/`` (written by ``python -m training report``).
+``study.rst``, ``grid.rst``
+    The architecture study's and the grid search's summary tables, settings
+    and figures, from ``docs/study/`` and ``docs/grid/`` (written by
+    ``python -m training report``).
 
 Nothing is copied by hand, so a retrained or newly shipped model shows up on
 the next build.
@@ -30,7 +31,6 @@ DOCS = Path(__file__).resolve().parents[1]
 REPO = DOCS.parent
 GENERATED = DOCS / "_generated"
 RESULTS = REPO / "training" / "results"
-STUDY = DOCS / "study"
 
 _METRICS = {"r2": ("R²", ""), "rmse": ("RMSE", " dex"), "mae": ("MAE", " dex"),
             "wrmse": ("wRMSE", " dex"), "wmae": ("wMAE", " dex")}
@@ -268,8 +268,9 @@ def write_model_card(path):
     _write_if_changed(path, "\n".join(lines) + "\n")
 
 
-_STUDY_COMMANDS = ("python -m training study --profile screen --study-dir runs/screen",
-                   "python -m training report --study-dir runs/screen --out docs/study")
+def _study_commands(profile, docs_folder):
+    return (f"python -m training study --profile {profile} --study-dir runs/{profile}",
+            f"python -m training report --study-dir runs/{profile} --out docs/{docs_folder}")
 
 
 def _fold_metric(row, prefix, metric):
@@ -339,8 +340,11 @@ def _profile_lines(profile):
         text = "; ".join(_setting_text(k, v) for k, v in json.loads(override).items())
         lines.append(f"- **Instead** for {', '.join(f'``{a}``' for a in architectures)}: {text}.")
     grid = profile.get("grid") or {}
-    lines.append("- **Grid**: " + ("; ".join(f"``{k}`` in {v}" for k, v in grid.items())
-                                   if grid else "none: the paper's hyperparameters") + ".")
+    design = (" (one axis at a time: the settings above, then each value below with the "
+              "other axes left there)" if profile.get("design") == "one_at_a_time" else "")
+    lines.append(f"- **Grid**{design}: "
+                 + ("; ".join(f"``{k}`` in {v}" for k, v in grid.items())
+                    if grid else "none: the paper's hyperparameters") + ".")
     if profile.get("preprocessing"):
         lines.append("- **Pre-processing**: " + ", ".join(
             f"``{k}={v!r}``" for k, v in profile["preprocessing"].items()) + ".")
@@ -348,12 +352,17 @@ def _profile_lines(profile):
     return lines + [""]
 
 
-def write_study_page(path, study=None):
-    """Write the study's results (``docs/study/``, made by ``python -m training report``)."""
+def write_study_page(path, study=None, *, profile="screen", docs_folder="study"):
+    """Write a study's results (``docs/<docs_folder>/``, made by ``python -m training report``).
+
+    ``profile`` and ``docs_folder`` name the commands that make it and the
+    folder its figures are served from.
+    """
     from astropy.table import Table
 
-    study = STUDY if study is None else Path(study)
-    commands = [".. code-block:: bash", "", *(f"   {c}" for c in _STUDY_COMMANDS), ""]
+    study = DOCS / docs_folder if study is None else Path(study)
+    commands = [".. code-block:: bash", "",
+                *(f"   {c}" for c in _study_commands(profile, docs_folder)), ""]
     if not (study / "summary.ecsv").is_file():
         lines = ["The study has not been run yet: no ``docs/study/summary.ecsv``. Run", "",
                  *commands, "and build the documentation again.", ""]
@@ -377,7 +386,7 @@ def write_study_page(path, study=None):
         lines += [f"The best run so far is ``{meta['best_run']}``.", ""]
     for name, caption in meta.get("figures", {}).items():
         if (study / name).is_file():
-            lines += [f".. figure:: /study/{name}", "   :width: 100%", "",
+            lines += [f".. figure:: /{docs_folder}/{name}", "   :width: 100%", "",
                       f"   {caption}", ""]
     _write_if_changed(path, "\n".join(lines) + "\n")
 
@@ -419,6 +428,7 @@ def _generate(app):
     write_model_card(GENERATED / "model_card_models.rst")
     write_cli_help(GENERATED / "cli_help.rst")
     write_study_page(GENERATED / "study.rst")
+    write_study_page(GENERATED / "grid.rst", profile="grid", docs_folder="grid")
 
 
 def setup(app):
