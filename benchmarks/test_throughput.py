@@ -51,6 +51,20 @@ def test_model(benchmark, simulated, model):
     record("model", benchmark, N_STARS)
 
 
+@pytest.mark.parametrize("name", ["inception", "gru_inception"])
+def test_model_by_name(benchmark, simulated, name):
+    """The model stage of the slower shipped models, against ``test_model``'s default."""
+    other = load_model(name)
+    inputs, _, _ = prepare_inputs(*simulated, other.preprocessing)
+
+    def predict():
+        members = other.stretch(other.predict_members(inputs))
+        return other.mean(members), other.uncertainty(members)
+
+    benchmark.pedantic(predict, rounds=3, warmup_rounds=1)
+    record(f"model_{name}", benchmark, N_STARS)
+
+
 def test_end_to_end(benchmark, simulated, model):
     benchmark.pedantic(end_to_end, args=(*simulated, model), rounds=3, warmup_rounds=1)
     record("end_to_end", benchmark, N_STARS)
