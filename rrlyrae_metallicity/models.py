@@ -95,6 +95,12 @@ class FehEnsemble:
     name : str
         A name from `available_models`.
 
+    Attributes
+    ----------
+    components : list of (`FehEnsemble`, float)
+        The component ensembles of a composite model and their weights; empty
+        for a plain ensemble.
+
     Notes
     -----
     Every model file is checked against the sha256 recorded in the manifest
@@ -139,7 +145,7 @@ class FehEnsemble:
                 stacklevel=2,
             )
         self.input_name = self.sessions[0].get_inputs()[0].name
-        self.components = [(self, 1.0)]
+        self.components = []
 
     def _init_composite(self):
         """Share the sessions of the component ensembles named in the manifest."""
@@ -160,7 +166,7 @@ class FehEnsemble:
     @property
     def is_composite(self):
         """Whether this model averages other shipped ensembles (``components``)."""
-        return "components" in self.manifest
+        return bool(self.components)
 
     def _component_slices(self):
         start = 0
