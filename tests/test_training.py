@@ -245,6 +245,32 @@ def test_combinations_are_ranked_by_their_cross_fitted_error(tmp_path):
     assert ranked["models"][-1] == "c"
 
 
+def test_phase_shifts_roll_the_magnitudes_and_keep_out_of_fold_members():
+    from training.phase_tta import shifted_out_of_fold
+
+    from rrlyrae_metallicity.models import load_model
+
+    model = load_model("gru")
+    rng = np.random.default_rng(2)
+    n_phases = model.preprocessing.n_phases
+    inputs = np.zeros((12, n_phases, 2), dtype=np.float32)
+    grid = np.arange(n_phases) / n_phases
+    inputs[..., 0] = 0.4 * np.sin(2 * np.pi * (grid + rng.uniform(0, 1, (12, 1))))
+    inputs[..., 1] = grid * 0.55
+    folds = np.arange(12) % 5
+    unshifted = shifted_out_of_fold(model, inputs, folds, 0)
+    members = model.predict_members(inputs)
+    member_folds = np.array(model.member_folds)
+    for i in range(12):
+        assert unshifted[i] == pytest.approx(members[member_folds == folds[i], i].mean(), abs=1e-12)
+    # A whole cycle is no shift; one step is the curve rolled by 1/n_phases.
+    np.testing.assert_allclose(shifted_out_of_fold(model, inputs, folds, n_phases), unshifted)
+    rolled = inputs.copy()
+    rolled[..., 0] = np.roll(inputs[..., 0], 1, axis=1)
+    np.testing.assert_allclose(shifted_out_of_fold(model, inputs, folds, 1),
+                               shifted_out_of_fold(model, rolled, folds, 0))
+
+
 def test_readme_table_is_rendered_and_replaced(tmp_path):
     from training.report import cv_table, update_readme
 
