@@ -121,20 +121,53 @@ def test_summary_table_has_the_finished_runs_and_the_progress(report):
     assert summary.meta["best_run"] == table.meta["best_run"]
 
 
+def _assert_not_blank(path):
+    assert path.stat().st_size > 10_000, path.name
+    image = __import__("matplotlib.image").image.imread(path)
+    assert image[..., :3].std() > 0.01, f"{path.name} is blank"
+
+
 def test_every_run_figure_is_written_and_not_blank(report):
     out, summary = report
-    for name in RUN_FIGURES:
-        assert (out / name).stat().st_size > 10_000, name
-        image = __import__("matplotlib.image").image.imread(out / name)
-        assert image[..., :3].std() > 0.01, f"{name} is blank"
-    assert set(summary.meta["figures"]) == set(RUN_FIGURES)
+    # A study without a grid has no figure of its grid points.
+    expected = set(RUN_FIGURES) - {"rmse_by_grid_point.png"}
+    for name in expected:
+        _assert_not_blank(out / name)
+    assert set(summary.meta["figures"]) == expected
+    assert not (out / "rmse_by_grid_point.png").exists()
+
+
+def test_a_grid_study_shows_every_grid_point(tmp_path):
+    profile = StudyProfile(
+        name="fakegrid", architectures=["gru"], variants=["spline_centered"],
+        grid={"learning_rate": [0.001, 0.01, 0.1], "batch_size": [64, 256]},
+        design="one_at_a_time", training={"n_folds": N_FOLDS, "learning_rate": 0.01,
+                                          "batch_size": 256}, export=False)
+    _write_json(tmp_path / "profile.json", profile.to_dict())
+    rng = np.random.default_rng(4)
+    feh = rng.normal(-1.4, 0.45, N_STARS)
+    peer = feh + rng.normal(0, 0.18, N_STARS)
+    folds = stratified_folds(feh, N_FOLDS, 3, seed=1)
+    runs = plan_runs(profile)
+    assert [identity["grid_point"] for _, identity, _ in runs] == [
+        "default", "batch_size=64", "learning_rate=0.001", "learning_rate=0.1"]
+    for i, (run_id, _, config) in enumerate(runs):
+        _write_run(tmp_path / "runs" / run_id, config, feh, peer, folds,
+                   noise=0.12 + 0.02 * i, rng=rng, finished=True)
+    out = tmp_path / "out"
+    summary = write_report(tmp_path, out, data_dir=None, log=lambda line: None)
+    assert len(summary) == 4 and summary.meta["best_run"] == "gru-spline_centered-default-r0"
+    _assert_not_blank(out / "rmse_by_grid_point.png")
+    assert "rmse_by_grid_point.png" in summary.meta["figures"]
+    # One architecture on one variant: no comparison of architectures to draw.
+    assert "rmse_by_architecture.png" not in summary.meta["figures"]
 
 
 def test_data_figures_need_the_shared_data(fake_study, tmp_path):
     if not (DEFAULT_DATA_DIR / "stars.ecsv").is_file():
         pytest.skip("the labelled light curves (../shared/data) are absent")
     summary = write_report(fake_study, tmp_path, data_dir=DEFAULT_DATA_DIR, log=lambda line: None)
-    assert set(summary.meta["figures"]) == set(FIGURES)
+    assert set(summary.meta["figures"]) == set(FIGURES) - {"rmse_by_grid_point.png"}
     for name in ("lightcurves.png", "feh_distribution.png"):
         assert (tmp_path / name).stat().st_size > 10_000, name
 
@@ -182,7 +215,7 @@ def test_docs_page_renders_the_table_settings_and_figures(report, generated_page
     assert "unweighted loss" in text and "early stopping after 12 epochs" in text
     assert "**Instead** for ``fcn``: at most 25 epochs" in text
     assert "python -m training report --study-dir runs/screen --out docs/study" in text
-    for name in RUN_FIGURES:
+    for name in set(RUN_FIGURES) - {"rmse_by_grid_point.png"}:
         assert f".. figure:: /study/{name}" in text
     assert ".. figure:: /study/lightcurves.png" not in text
 

@@ -29,7 +29,8 @@ from pathlib import Path
 import numpy as np
 from astropy.table import Table
 
-__all__ = ["FIGURES", "RUN_FIGURES", "best_run", "study_progress", "summary_table", "write_report"]
+__all__ = ["FIGURES", "RUN_FIGURES", "best_run", "study_progress", "summary_table", "write_report",
+           "plot_rmse_by_grid_point"]
 
 #: File name → caption of every figure the report can make (the docs page shows them).
 FIGURES = {
@@ -42,6 +43,10 @@ FIGURES = {
     "rmse_by_architecture.png": "Validation RMSE (mean ± std over folds) of every "
                                 "architecture and data variant, best grid point of each; the "
                                 "dashed line is the peer on the same folds.",
+    "rmse_by_grid_point.png": "Validation RMSE (mean ± std over the folds of all repeats) of "
+                              "every grid point, in the order of the grid's axes; the "
+                              "dotted line is the centre (``default``), the dashed one the "
+                              "peer on the same folds.",
     "loss_curves.png": "Training and validation loss per fold of the best run (from the Keras "
                        "histories of its members).",
     "true_vs_pred.png": "Best run: out-of-fold predicted against labelled [Fe/H], the "
@@ -51,7 +56,8 @@ FIGURES = {
 
 #: Figures made from the finished runs; removed while none is finished, so
 #: that a restarted study does not show another study's figures.
-RUN_FIGURES = ("rmse_by_architecture.png", "loss_curves.png", "true_vs_pred.png")
+RUN_FIGURES = ("rmse_by_architecture.png", "rmse_by_grid_point.png", "loss_curves.png",
+               "true_vs_pred.png")
 
 _FIGSIZE = (6.4, 4.0)
 
@@ -257,6 +263,39 @@ def plot_rmse_by_architecture(summary, architectures, variants, path):
     _save(fig, path)
 
 
+def plot_rmse_by_grid_point(summary, profile, path):
+    """Validation RMSE of every grid point of a study with a grid, with the centre and the peer."""
+    from .study import StudyProfile, plan_runs
+
+    plt = _pyplot()
+    planned = []
+    for _, identity, _ in plan_runs(StudyProfile(**profile)):
+        key = (identity["architecture"], identity["variant"], identity["grid_point"])
+        if key not in planned:
+            planned.append(key)
+    several = len({key[:2] for key in planned}) > 1
+    points = []
+    for architecture, variant, point in planned:
+        rows = summary[(summary["architecture"] == architecture)
+                       & (summary["variant"] == variant) & (summary["grid_point"] == point)]
+        if len(rows):
+            label = f"{architecture} {variant} {point}" if several else point
+            points.append((label, rows[0]))
+    fig, ax = plt.subplots(figsize=(8, 0.35 * len(points) + 1.5))
+    for y, (label, row) in enumerate(points):
+        ax.errorbar(row["val_rmse"], y, xerr=row["val_rmse_std"], fmt="o", color="C0", ms=5)
+        if row["grid_point"] == "default":
+            ax.axvline(row["val_rmse"], color="C0", ls=":", lw=1)
+    peer = np.median(summary["peer_rmse"])
+    ax.axvline(peer, color="0.3", ls="--", lw=1, label=f"peer, same folds ({peer:.3f} dex)")
+    ax.set_yticks(range(len(points)), [label for label, _ in points])
+    ax.set_ylim(len(points) - 0.5, -0.5)
+    ax.margins(x=0.1)
+    ax.set_xlabel("validation RMSE [dex]")
+    ax.legend(fontsize="small", loc="lower right")
+    _save(fig, path)
+
+
 def _first(summary, architectures, variant):
     """Index of the first architecture with a result for ``variant`` (one legend entry)."""
     done = set(summary["architecture"][summary["variant"] == variant])
@@ -309,8 +348,12 @@ def write_report(study_dir, out, *, data_dir=None, log=print):
     best = summary.meta["best_run"]
     if best is not None:
         run_dir = study_dir / "runs" / best
-        figures["rmse_by_architecture.png"] = lambda path: plot_rmse_by_architecture(
-            summary, profile["architectures"], profile["variants"], path)
+        if len(profile["architectures"]) * len(profile["variants"]) > 1:
+            figures["rmse_by_architecture.png"] = lambda path: plot_rmse_by_architecture(
+                summary, profile["architectures"], profile["variants"], path)
+        if profile.get("grid"):
+            figures["rmse_by_grid_point.png"] = lambda path: plot_rmse_by_grid_point(
+                summary, profile, path)
         figures["loss_curves.png"] = lambda path: plot_loss_curves(run_dir, path)
         figures["true_vs_pred.png"] = lambda path: plot_run_predictions(run_dir, path)
         log(f"best run so far: {best}")
