@@ -77,16 +77,23 @@ def fake_study(tmp_path_factory):
         name="fake", architectures=["gru", "fcn"], variants=["spline_centered", "raw"],
         training={"n_folds": N_FOLDS, "max_epochs": 100, "patience": 12, "weight_power": 0.0},
         overrides={"fcn": {"max_epochs": 25, "patience": 5}}, export=False)
+    _write_study(study_dir, profile, seed=3, noise_step=0.05, n_unfinished=1)
+    return study_dir
+
+
+def _write_study(study_dir, profile, *, seed, noise_step, n_unfinished):
+    """Fake runs of every planned run, each noisier than the one before."""
     _write_json(study_dir / "profile.json", profile.to_dict())
-    rng = np.random.default_rng(3)
+    rng = np.random.default_rng(seed)
     feh = rng.normal(-1.4, 0.45, N_STARS)
     peer = feh + rng.normal(0, 0.18, N_STARS)
     folds = stratified_folds(feh, N_FOLDS, 3, seed=1)
     runs = plan_runs(profile)
     for i, (run_id, _, config) in enumerate(runs):
         _write_run(study_dir / "runs" / run_id, config, feh, peer, folds,
-                   noise=0.12 + 0.05 * i, rng=rng, finished=i < len(runs) - 1)
-    return study_dir
+                   noise=0.12 + noise_step * i, rng=rng,
+                   finished=i < len(runs) - n_unfinished)
+    return runs
 
 
 @pytest.fixture(scope="module")
@@ -143,17 +150,9 @@ def test_a_grid_study_shows_every_grid_point(tmp_path):
         grid={"learning_rate": [0.001, 0.01, 0.1], "batch_size": [64, 256]},
         design="one_at_a_time", training={"n_folds": N_FOLDS, "learning_rate": 0.01,
                                           "batch_size": 256}, export=False)
-    _write_json(tmp_path / "profile.json", profile.to_dict())
-    rng = np.random.default_rng(4)
-    feh = rng.normal(-1.4, 0.45, N_STARS)
-    peer = feh + rng.normal(0, 0.18, N_STARS)
-    folds = stratified_folds(feh, N_FOLDS, 3, seed=1)
-    runs = plan_runs(profile)
+    runs = _write_study(tmp_path, profile, seed=4, noise_step=0.02, n_unfinished=0)
     assert [identity["grid_point"] for _, identity, _ in runs] == [
         "default", "batch_size=64", "learning_rate=0.001", "learning_rate=0.1"]
-    for i, (run_id, _, config) in enumerate(runs):
-        _write_run(tmp_path / "runs" / run_id, config, feh, peer, folds,
-                   noise=0.12 + 0.02 * i, rng=rng, finished=True)
     out = tmp_path / "out"
     summary = write_report(tmp_path, out, data_dir=None, log=lambda line: None)
     assert len(summary) == 4 and summary.meta["best_run"] == "gru-spline_centered-default-r0"
