@@ -31,7 +31,14 @@ from .data import density_weights
 from .metrics import regression_metrics
 from .ship import MODELS_DIR, RESULTS_DIR
 
-__all__ = ["served_out_of_fold", "calibrate_shipped"]
+__all__ = ["recorded_folds", "served_out_of_fold", "calibrate_shipped"]
+
+
+def recorded_folds(name, dataset, results_dir=RESULTS_DIR):
+    """Fold of every star of ``dataset`` in the recorded run of shipped model ``name``."""
+    recorded = Table.read(results_dir / name / "oof_predictions.ecsv")
+    order = {int(s): i for i, s in enumerate(recorded["source_id"])}
+    return np.asarray(recorded["fold"])[[order[int(s)] for s in dataset.stars["source_id"]]]
 
 
 def served_out_of_fold(ensemble, dataset, folds):
@@ -82,9 +89,7 @@ def calibrate_shipped(name, dataset, *, stretch=True, models_dir=MODELS_DIR,
     dict
         ``output_stretch`` (or `None`) and ``uncertainty_calibration`` as written.
     """
-    recorded = Table.read(results_dir / name / "oof_predictions.ecsv")
-    order = {int(s): i for i, s in enumerate(recorded["source_id"])}
-    folds = np.asarray(recorded["fold"])[[order[int(s)] for s in dataset.stars["source_id"]]]
+    folds = recorded_folds(name, dataset, results_dir)
     ensemble = load_model(name)
     own = served_out_of_fold(ensemble, dataset, folds)
     weights = density_weights(dataset.feh)

@@ -26,7 +26,7 @@ from rrlyrae_metallicity.models import load_model
 from rrlyrae_metallicity.stretch import apply_stretch, crossfit_stretch, fit_stretch
 from rrlyrae_metallicity.uncertainty import component_spread
 
-from .calibrate import served_out_of_fold
+from .calibrate import recorded_folds, served_out_of_fold
 from .cv import calibration_from_spread
 from .data import density_weights
 from .metrics import regression_metrics
@@ -47,12 +47,6 @@ def parse_components(texts):
             raise ValueError(f"give each component as NAME=WEIGHT, not {text!r}")
         components[name] = float(weight)
     return components
-
-
-def _recorded_folds(name, dataset, results_dir):
-    recorded = Table.read(results_dir / name / "oof_predictions.ecsv")
-    order = {int(s): i for i, s in enumerate(recorded["source_id"])}
-    return np.asarray(recorded["fold"])[[order[int(s)] for s in dataset.stars["source_id"]]]
 
 
 def _common_domain(domains):
@@ -94,7 +88,7 @@ def compose(name, components, dataset, *, produced_by=None, models_dir=MODELS_DI
 
     feh = dataset.feh
     weights = density_weights(feh)
-    folds = {c: _recorded_folds(c, dataset, results_dir) for c in components}
+    folds = {c: recorded_folds(c, dataset, results_dir) for c in components}
     own_means = {c: served_out_of_fold(part, dataset, folds[c]).mean(axis=1)
                  for c, part in parts.items()}
     blend = sum(w * own_means[c] for c, w in components.items())
@@ -181,7 +175,7 @@ def rank_combinations(names, dataset, *, max_size=4, results_dir=RESULTS_DIR):
         recorded = Table.read(results_dir / name / "oof_predictions.ecsv")
         rows = {int(s): i for i, s in enumerate(recorded["source_id"])}
         predictions[name] = np.asarray(recorded["feh_pred"])[[rows[s] for s in order]]
-    folds = _recorded_folds(names[0], dataset, results_dir)
+    folds = recorded_folds(names[0], dataset, results_dir)
     rows = []
     for size in range(1, max_size + 1):
         for combination in itertools.combinations(names, size):

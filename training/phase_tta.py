@@ -21,6 +21,7 @@ from rrlyrae_metallicity.models import load_model
 from rrlyrae_metallicity.preprocessing import prepare_inputs
 from rrlyrae_metallicity.stretch import crossfit_stretch
 
+from .calibrate import recorded_folds
 from .data import DEFAULT_DATA_DIR, density_weights, load_dataset
 from .metrics import regression_metrics
 from .ship import RESULTS_DIR
@@ -68,9 +69,7 @@ def phase_shift_table(name, dataset, *, max_shift=3, results_dir=RESULTS_DIR):
     ensemble = load_model(name)
     if ensemble.is_composite or ensemble.preprocessing.variant == "raw":
         raise ValueError("phase shifts need a plain ensemble on a phase-grid variant")
-    recorded = Table.read(results_dir / name / "oof_predictions.ecsv")
-    order = {int(s): i for i, s in enumerate(recorded["source_id"])}
-    folds = np.asarray(recorded["fold"])[[order[int(s)] for s in dataset.stars["source_id"]]]
+    folds = recorded_folds(name, dataset, results_dir)
     inputs, _, errors = prepare_inputs(dataset.phases, dataset.mags, dataset.periods,
                                        ensemble.preprocessing)
     if any(e is not None for e in errors):
