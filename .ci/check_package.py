@@ -47,8 +47,9 @@ def expected_package_data():
     for manifest in sorted(root.glob("models/*/manifest.json")):
         name = manifest.parent.name
         paths.add(f"{PACKAGE}/data/models/{name}/manifest.json")
+        # A composite model (``components``) has a manifest and no files of its own.
         paths.update(f"{PACKAGE}/data/models/{name}/{member['file']}"
-                     for member in json.loads(manifest.read_text())["members"])
+                     for member in json.loads(manifest.read_text()).get("members", []))
     paths.update(f"{PACKAGE}/data/example/{p.name}" for p in (root / "example").iterdir()
                  if p.is_file())
     return paths
