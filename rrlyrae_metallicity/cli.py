@@ -110,18 +110,18 @@ def _models(args):
 
     default = default_model_name()
     for name in available_models():
-        manifest = load_model(name).manifest
+        model = load_model(name)
+        manifest = model.manifest
         # What the package serves: with the output stretch when there is one.
         stretch = manifest.get("output_stretch")
         metrics = (stretch["crossfit_out_of_fold"] if stretch
                    else manifest["cv_metrics"]["pooled_out_of_fold"])
         mark = " (default)" if name == default else ""
-        if "components" in manifest:
+        if model.is_composite:
             what = "weighted mean of " + " + ".join(
-                f"{c['weight']:g} {c['name']}" for c in manifest["components"])
+                f"{weight:g} {part.name}" for part, weight in model.components)
         else:
-            folds = len({member["fold"] for member in manifest["members"]})
-            what = f"{len(manifest['members'])} members ({folds} folds)"
+            what = f"{len(model.sessions)} members ({len(set(model.member_folds))} folds)"
         print(f"{name}{mark}: {what}, cross-validated RMSE {metrics['rmse']:.3f} dex, "
               f"wRMSE {metrics['wrmse']:.3f} dex on {manifest['cv_metrics']['n_stars']} stars")
     return 0

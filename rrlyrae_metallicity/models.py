@@ -225,10 +225,9 @@ class FehEnsemble:
 
     @property
     def member_folds(self):
-        """Cross-validation fold of every member (of every component's members, in order)."""
-        if self.is_composite:
-            return [fold for part, _ in self.components for fold in part.member_folds]
-        return [member.get("fold", i) for i, member in enumerate(self.manifest["members"])]
+        """Cross-validation fold of every member; empty for a composite (see its components)."""
+        return [member.get("fold", i)
+                for i, member in enumerate(self.manifest.get("members", []))]
 
     @property
     def output_stretch(self):

@@ -31,14 +31,56 @@ from .data import density_weights
 from .metrics import regression_metrics
 from .ship import MODELS_DIR, RESULTS_DIR
 
-__all__ = ["recorded_folds", "served_out_of_fold", "calibrate_shipped"]
+__all__ = ["recorded_column", "recorded_folds", "training_inputs", "own_fold_members",
+           "served_out_of_fold", "calibrate_shipped"]
+
+
+def recorded_column(name, dataset, column, results_dir=RESULTS_DIR):
+    """A column of the recorded out-of-fold table of model ``name``, in ``dataset``'s order."""
+    recorded = Table.read(results_dir / name / "oof_predictions.ecsv")
+    order = {int(s): i for i, s in enumerate(recorded["source_id"])}
+    return np.asarray(recorded[column])[[order[int(s)] for s in dataset.stars["source_id"]]]
 
 
 def recorded_folds(name, dataset, results_dir=RESULTS_DIR):
     """Fold of every star of ``dataset`` in the recorded run of shipped model ``name``."""
-    recorded = Table.read(results_dir / name / "oof_predictions.ecsv")
-    order = {int(s): i for i, s in enumerate(recorded["source_id"])}
-    return np.asarray(recorded["fold"])[[order[int(s)] for s in dataset.stars["source_id"]]]
+    return recorded_column(name, dataset, "fold", results_dir)
+
+
+def training_inputs(dataset, preprocessing):
+    """Model inputs of every training star through the package's pre-processing."""
+    inputs, _, errors = prepare_inputs(dataset.phases, dataset.mags, dataset.periods,
+                                       preprocessing)
+    failed = [e for e in errors if e is not None]
+    if failed:
+        raise RuntimeError(f"{len(failed)} training light curves failed: {failed[:3]}")
+    return inputs
+
+
+def own_fold_members(ensemble, inputs, folds):
+    """Prediction of every member of each star's own (held-out) fold.
+
+    Parameters
+    ----------
+    ensemble : `rrlyrae_metallicity.models.FehEnsemble`
+        A plain ensemble with the same number of members in every fold.
+    inputs : ndarray, shape (n_stars, length, 2)
+    folds : ndarray of int
+        Fold of every star.
+
+    Returns
+    -------
+    ndarray, shape (n_stars, members_per_fold)
+    """
+    member_folds = np.array(ensemble.member_folds)
+    predictions = ensemble.predict_members(inputs)
+    per_fold = np.bincount(member_folds)
+    if len(set(per_fold)) != 1:
+        raise ValueError("every fold must have the same number of members")
+    own = np.empty((len(inputs), per_fold[0]))
+    for k in range(len(per_fold)):
+        own[folds == k] = predictions[member_folds == k][:, folds == k].T
+    return own
 
 
 def served_out_of_fold(ensemble, dataset, folds):
@@ -55,20 +97,7 @@ def served_out_of_fold(ensemble, dataset, folds):
     -------
     ndarray, shape (n_stars, members_per_fold)
     """
-    inputs, _, errors = prepare_inputs(dataset.phases, dataset.mags, dataset.periods,
-                                       ensemble.preprocessing)
-    failed = [e for e in errors if e is not None]
-    if failed:
-        raise RuntimeError(f"{len(failed)} training light curves failed: {failed[:3]}")
-    member_folds = np.array([m["fold"] for m in ensemble.manifest["members"]])
-    predictions = ensemble.predict_members(inputs)
-    per_fold = np.bincount(member_folds)
-    if len(set(per_fold)) != 1:
-        raise ValueError("every fold must have the same number of members")
-    own = np.empty((len(dataset), per_fold[0]))
-    for k in range(len(per_fold)):
-        own[folds == k] = predictions[member_folds == k][:, folds == k].T
-    return own
+    return own_fold_members(ensemble, training_inputs(dataset, ensemble.preprocessing), folds)
 
 
 def calibrate_shipped(name, dataset, *, stretch=True, models_dir=MODELS_DIR,

@@ -26,7 +26,7 @@ from rrlyrae_metallicity.models import load_model
 from rrlyrae_metallicity.stretch import apply_stretch, crossfit_stretch, fit_stretch
 from rrlyrae_metallicity.uncertainty import component_spread
 
-from .calibrate import recorded_folds, served_out_of_fold
+from .calibrate import own_fold_members, recorded_column, recorded_folds, training_inputs
 from .cv import calibration_from_spread
 from .data import density_weights
 from .metrics import regression_metrics
@@ -89,7 +89,9 @@ def compose(name, components, dataset, *, produced_by=None, models_dir=MODELS_DI
     feh = dataset.feh
     weights = density_weights(feh)
     folds = {c: recorded_folds(c, dataset, results_dir) for c in components}
-    own_means = {c: served_out_of_fold(part, dataset, folds[c]).mean(axis=1)
+    # The components share their pre-processing: the inputs are made once.
+    inputs = training_inputs(dataset, first.preprocessing)
+    own_means = {c: own_fold_members(part, inputs, folds[c]).mean(axis=1)
                  for c, part in parts.items()}
     blend = sum(w * own_means[c] for c, w in components.items())
     stretch_folds = folds[next(iter(components))]
@@ -169,12 +171,8 @@ def rank_combinations(names, dataset, *, max_size=4, results_dir=RESULTS_DIR):
     """
     feh = dataset.feh
     weights = density_weights(feh)
-    order = [int(s) for s in dataset.stars["source_id"]]
-    predictions = {}
-    for name in names:
-        recorded = Table.read(results_dir / name / "oof_predictions.ecsv")
-        rows = {int(s): i for i, s in enumerate(recorded["source_id"])}
-        predictions[name] = np.asarray(recorded["feh_pred"])[[rows[s] for s in order]]
+    predictions = {name: recorded_column(name, dataset, "feh_pred", results_dir)
+                   for name in names}
     folds = recorded_folds(names[0], dataset, results_dir)
     rows = []
     for size in range(1, max_size + 1):

@@ -18,10 +18,9 @@ import numpy as np
 from astropy.table import Table
 
 from rrlyrae_metallicity.models import load_model
-from rrlyrae_metallicity.preprocessing import prepare_inputs
 from rrlyrae_metallicity.stretch import crossfit_stretch
 
-from .calibrate import recorded_folds
+from .calibrate import own_fold_members, recorded_folds, training_inputs
 from .data import DEFAULT_DATA_DIR, density_weights, load_dataset
 from .metrics import regression_metrics
 from .ship import RESULTS_DIR
@@ -35,7 +34,7 @@ def shifted_out_of_fold(ensemble, inputs, folds, shift):
     Parameters
     ----------
     ensemble : `rrlyrae_metallicity.models.FehEnsemble`
-        A plain (not composite) ensemble.
+        A plain (not composite) ensemble, the same number of members per fold.
     inputs : ndarray, shape (n_stars, n_phases, 2)
         Model inputs of a phase-grid variant.
     folds : ndarray of int
@@ -49,12 +48,7 @@ def shifted_out_of_fold(ensemble, inputs, folds, shift):
     """
     shifted = inputs.copy()
     shifted[..., 0] = np.roll(inputs[..., 0], shift, axis=1)
-    members = ensemble.predict_members(shifted)
-    member_folds = np.array(ensemble.member_folds)
-    out = np.empty(len(inputs))
-    for k in np.unique(member_folds):
-        out[folds == k] = members[member_folds == k][:, folds == k].mean(axis=0)
-    return out
+    return own_fold_members(ensemble, shifted, folds).mean(axis=1)
 
 
 def phase_shift_table(name, dataset, *, max_shift=3, results_dir=RESULTS_DIR):
@@ -70,10 +64,7 @@ def phase_shift_table(name, dataset, *, max_shift=3, results_dir=RESULTS_DIR):
     if ensemble.is_composite or ensemble.preprocessing.variant == "raw":
         raise ValueError("phase shifts need a plain ensemble on a phase-grid variant")
     folds = recorded_folds(name, dataset, results_dir)
-    inputs, _, errors = prepare_inputs(dataset.phases, dataset.mags, dataset.periods,
-                                       ensemble.preprocessing)
-    if any(e is not None for e in errors):
-        raise RuntimeError("some training light curves failed to pre-process")
+    inputs = training_inputs(dataset, ensemble.preprocessing)
     weights = density_weights(dataset.feh)
     predictions = {s: shifted_out_of_fold(ensemble, inputs, folds, s)
                    for s in range(-max_shift, max_shift + 1)}

@@ -268,11 +268,9 @@ def plot_rmse_by_grid_point(summary, profile, path):
     from .study import StudyProfile, plan_runs
 
     plt = _pyplot()
-    planned = []
-    for _, identity, _ in plan_runs(StudyProfile(**profile)):
-        key = (identity["architecture"], identity["variant"], identity["grid_point"])
-        if key not in planned:
-            planned.append(key)
+    # Every (architecture, variant, grid point) once, in the order the study plans them.
+    planned = list(dict.fromkeys((i["architecture"], i["variant"], i["grid_point"])
+                                 for _, i, _ in plan_runs(StudyProfile(**profile))))
     several = len({key[:2] for key in planned}) > 1
     points = []
     for architecture, variant, point in planned:

@@ -195,19 +195,17 @@ def _model_section(name, default):
         "",
         *_heading("Cross-validated accuracy", "^"),
     ]
-    if "components" in manifest:
-        lines += _composite_metrics_section(manifest)
-        lines += _heading("Stretch of the predictions", "^")
-        lines += _stretch_section(manifest, manifest["cv_metrics"]["pooled_peer"])
-        lines += _heading("Calibration of the uncertainties", "^")
-        return lines + _calibration_section(manifest)
     metrics_path = RESULTS / name / "metrics.json"
-    if metrics_path.is_file():
-        metrics = json.loads(metrics_path.read_text())
+    if "components" in manifest:
+        metrics = manifest["cv_metrics"]
+        lines += _composite_metrics_section(manifest)
     else:
-        # The manifest keeps the same numbers, without the training configuration.
-        metrics = dict(manifest["cv_metrics"], config=manifest["training_config"])
-    lines += _metrics_section(name, metrics)
+        if metrics_path.is_file():
+            metrics = json.loads(metrics_path.read_text())
+        else:
+            # The manifest keeps the same numbers, without the training configuration.
+            metrics = dict(manifest["cv_metrics"], config=manifest["training_config"])
+        lines += _metrics_section(name, metrics)
     lines += _heading("Stretch of the predictions", "^")
     lines += _stretch_section(manifest, metrics["pooled_peer"])
     lines += _heading("Calibration of the uncertainties", "^")
