@@ -17,7 +17,8 @@ pytest.importorskip("training", reason="run the tests from the repository root")
 
 from training.architectures import ARCHITECTURES, RECURRENT  # noqa: E402
 from training.data import DEFAULT_DATA_DIR, load_dataset  # noqa: E402
-from training.study import PROFILES, StudyProfile, plan_runs, run_study  # noqa: E402
+from training.study import (  # noqa: E402
+    PROFILES, StudyProfile, plan_runs, record_profile, run_study)
 
 from rrlyrae_metallicity.preprocessing import VARIANTS  # noqa: E402
 
@@ -68,6 +69,21 @@ def test_one_at_a_time_design_varies_each_axis_alone_around_the_centre():
     assert [identity["repeat"] for _, identity, _ in runs] == [0] * 9 + [1] * 9
     with pytest.raises(ValueError, match="design must be one of"):
         StudyProfile(name="bad", design="latin")
+
+
+def test_a_study_can_be_extended_with_more_repeats_only(tmp_path):
+    started = StudyProfile(name="t", architectures=["gru"], variants=["raw"], repeats=1)
+    record_profile(tmp_path, started)
+    extended = StudyProfile(**{**started.to_dict(), "repeats": 3})
+    # The first repeat's runs keep their ids and settings in the extended plan.
+    assert plan_runs(extended)[:1] == plan_runs(started)
+    record_profile(tmp_path, extended)
+    assert json.loads((tmp_path / "profile.json").read_text())["repeats"] == 3
+    for other in (started,  # fewer repeats than recorded
+                  StudyProfile(**{**extended.to_dict(), "training": {"max_epochs": 5}})):
+        with pytest.raises(ValueError, match="another profile"):
+            record_profile(tmp_path, other)
+    assert json.loads((tmp_path / "profile.json").read_text())["repeats"] == 3
 
 
 def test_profiles_cover_every_architecture_and_variant():

@@ -34,7 +34,8 @@ from .cv import TrainingConfig, _strata, _write_json, run_cross_validation
 from .data import Dataset
 from .metrics import METRICS
 
-__all__ = ["StudyProfile", "PROFILES", "plan_runs", "run_study", "collect_results", "summarise"]
+__all__ = ["StudyProfile", "PROFILES", "plan_runs", "record_profile", "run_study",
+           "collect_results", "summarise"]
 
 #: Grid axes understood by a profile, and what they set.
 GRID_AXES = ("learning_rate", "batch_size", "dropout", "regularizer", "weight_power")
@@ -117,7 +118,8 @@ class StudyProfile:
 
 #: Built-in profiles. ``smoke`` checks the whole machinery in minutes (CI).
 #: ``screen`` is the study that fits a few 2-core sessions: every architecture
-#: and variant with the paper's hyperparameters, 3 folds, at most 100 epochs
+#: and variant with the paper's hyperparameters, 2 repeats of 3 folds (it was
+#: started with one and extended: see `record_profile`), at most 100 epochs
 #: (25 for the convolutional nets, which cost 10-40 s per epoch here against
 #: 2-5 s for the recurrent ones; they get batches of 64 and a rate of 0.001,
 #: both in the paper's grid, so that batch normalisation settles in 25 epochs).
@@ -135,7 +137,7 @@ PROFILES = {
                   "batch_size": 32, "validation_fraction": 0.2, "run_eagerly": True},
     ),
     "screen": StudyProfile(
-        name="screen", variants=["spline_centered", "raw", "spline"],
+        name="screen", variants=["spline_centered", "raw", "spline"], repeats=2,
         # Cheapest and most promising first, so that a study cut short has them.
         architectures=["gru", "lstm", "bigru", "bilstm", "convgru", "convlstm",
                        "fcn", "resnet", "inception"],
@@ -238,6 +240,30 @@ def _subset(dataset, n_stars, seed):
                    mags=[dataset.mags[i] for i in keep])
 
 
+def record_profile(study_dir, profile):
+    """Write ``profile`` to ``study_dir/profile.json``, or check that it continues the study there.
+
+    A study may only be continued with its own profile, or extended with more
+    repeats: the runs already finished are then exactly the first repeats of
+    the extended study, so none is recomputed or made stale.
+
+    Raises
+    ------
+    ValueError
+        If ``study_dir`` holds a study of another profile.
+    """
+    profile_path = Path(study_dir) / "profile.json"
+    if profile_path.exists():
+        # Fields added to StudyProfile since the study started take their defaults.
+        started = StudyProfile(**json.loads(profile_path.read_text())).to_dict()
+        wanted = profile.to_dict()
+        if ({**started, "repeats": None} != {**wanted, "repeats": None}
+                or wanted["repeats"] < started["repeats"]):
+            raise ValueError(f"{study_dir} holds a study of another profile; use a new folder "
+                             "(a study can only be extended with more repeats)")
+    _write_json(profile_path, profile.to_dict())
+
+
 def run_study(dataset, profile, study_dir, *, log=print, only=None):
     """Run (or resume) every run of ``profile`` in ``study_dir``.
 
@@ -262,12 +288,7 @@ def run_study(dataset, profile, study_dir, *, log=print, only=None):
 
     study_dir = Path(study_dir)
     study_dir.mkdir(parents=True, exist_ok=True)
-    profile_path = study_dir / "profile.json"
-    # Fields added to StudyProfile since the study started take their defaults.
-    if (profile_path.exists()
-            and StudyProfile(**json.loads(profile_path.read_text())).to_dict() != profile.to_dict()):
-        raise ValueError(f"{study_dir} holds a study of another profile; use a new folder")
-    _write_json(profile_path, profile.to_dict())
+    record_profile(study_dir, profile)
     dataset = _subset(dataset, profile.n_stars, seed=TrainingConfig().seed)
     runs = [r for r in plan_runs(profile) if only is None or only in r[0]]
     todo = [r for r in runs if not (study_dir / "runs" / r[0] / "metrics.json").exists()]
