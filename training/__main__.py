@@ -95,8 +95,9 @@ def _study_parser(sub):
                    help=f"one of {sorted(PROFILES)} or a JSON file of StudyProfile fields "
                         "(default: %(default)s)")
     p.add_argument("--only", default=None,
-                   help="run only the runs whose id contains this text, e.g. 'gru-' or "
-                        "'-raw-' (to share a study between processes)")
+                   help="run only the runs whose id contains this text, e.g. 'gru-', or "
+                        "--only=-raw- for text that starts with '-' (to share a study "
+                        "between processes)")
 
 
 def _shipped_model_parser(sub, command, help, description):
