@@ -32,7 +32,7 @@ def _write_json(path, payload):
     path.write_text(json.dumps(payload))
 
 
-def _write_run(run_dir, config, feh, peer, folds, noise, rng, finished):
+def _write_run(run_dir, config, feh, peer, folds, noise, rng, finished, export_failures=()):
     """One cross-validation run's files; only the first fold unless ``finished``."""
     _write_json(run_dir / "config.json", config.to_dict())
     np.save(run_dir / "folds.npy", folds)
@@ -63,10 +63,16 @@ def _write_run(run_dir, config, feh, peer, folds, noise, rng, finished):
         "pooled_out_of_fold": regression_metrics(feh, pred, weights),
         "pooled_peer": regression_metrics(feh, peer, weights),
         "wall_time_s": 20.0,
+        "export_failures": list(export_failures),
     })
     Table({"source_id": np.arange(feh.size, dtype=np.int64), "feh": feh, "feh_pred": pred,
            "feh_dg22": peer, "fold": folds, "weight": weights}).write(
         run_dir / "oof_predictions.ecsv")
+
+
+#: A member that failed the ONNX check, as `training.cv` records it.
+UNEXPORTABLE = {"fold": 1, "member": 0, "message": "differs", "max_diff": 0.0251,
+                "keras_self_diff": 0.0237}
 
 
 @pytest.fixture(scope="module")
@@ -92,7 +98,8 @@ def _write_study(study_dir, profile, *, seed, noise_step, n_unfinished):
     for i, (run_id, _, config) in enumerate(runs):
         _write_run(study_dir / "runs" / run_id, config, feh, peer, folds,
                    noise=0.12 + noise_step * i, rng=rng,
-                   finished=i < len(runs) - n_unfinished)
+                   finished=i < len(runs) - n_unfinished,
+                   export_failures=[UNEXPORTABLE] if i == 1 else [])
     return runs
 
 
@@ -205,6 +212,12 @@ def test_docs_page_renders_the_table_settings_and_figures(report, generated_page
     generated_pages.write_study_page(page, out)
     text = page.read_text()
     assert "**3 of 4 planned runs are finished**" in text
+    # The second planned run has a member that failed the ONNX check.
+    assert summary.meta["export_failures"] == [
+        "fcn-spline_centered-default-r0, fold 1 member 0: ONNX Runtime differs from Keras "
+        "by 0.0251 dex; Keras itself, batched or alone, by 0.0237 dex"]
+    assert "failed the ONNX check" in text
+    assert "- ``fcn-spline_centered-default-r0``, fold 1 member 0: ONNX Runtime" in text
     row = summary[0]
     assert f"{row['val_rmse']:.3f} ± {row['val_rmse_std']:.3f}" in text
     assert f"{row['peer_rmse']:.3f} ± {row['peer_rmse_std']:.3f}" in text

@@ -23,7 +23,7 @@ training = pytest.importorskip("training", reason="run the tests from the reposi
 from training.architectures import ARCHITECTURES, build_gru, build_model  # noqa: E402
 from training.cv import TrainingConfig, run_cross_validation, stratified_folds  # noqa: E402
 from training.data import density_weights  # noqa: E402
-from training.export import ExportError, export_onnx  # noqa: E402
+from training.export import ExportError, export_onnx, keras_self_difference  # noqa: E402
 from training.metrics import regression_metrics, summarise_folds  # noqa: E402
 from training.ship import ship_run  # noqa: E402
 
@@ -203,9 +203,67 @@ def test_export_fails_loudly_when_onnx_disagrees(tmp_path):
     model = build_gru((16, 2))
     x = np.random.default_rng(0).normal(size=(4, 16, 2)).astype(np.float32)
     assert export_onnx(model, tmp_path / "ok.onnx", x) < 1e-5
-    with pytest.raises(ExportError, match="differs from Keras"):
+    with pytest.raises(ExportError, match="differs from Keras") as error:
         export_onnx(model, tmp_path / "bad.onnx", x, atol=-1.0)
     assert not (tmp_path / "bad.onnx").exists()
+    # A sound model gives the same output batched or alone, and the message says nothing else.
+    assert error.value.keras_self_diff < 1e-6
+    assert "Keras itself" not in str(error.value)
+
+
+def test_keras_self_difference_measures_batch_dependence():
+    class BatchDependent:
+        # Stands for a model that amplifies float32 rounding: its output for a
+        # star moves with the batch it is computed in.
+        def __call__(self, x, training=False):
+            return x.sum(axis=(1, 2)) + 1e-3 * len(x)
+
+    x = np.random.default_rng(1).normal(size=(5, 8, 2)).astype(np.float32)
+    assert keras_self_difference(BatchDependent(), x) == pytest.approx(4e-3, rel=1e-4)
+    assert keras_self_difference(build_gru((8, 2)), x) < 1e-6
+
+
+def test_a_study_records_an_unexportable_member_and_goes_on(tmp_path, small_dataset, monkeypatch):
+    import training.export
+
+    config = TrainingConfig(preprocessing=PreprocessingConfig(n_phases=32).to_dict(), n_folds=2,
+                            n_bins=3, max_epochs=1, patience=1, batch_size=32)
+    real_export = training.export.export_onnx
+    calls = []
+
+    def export_failing_fold_1(model, path, check_inputs, **kwargs):
+        calls.append(path)
+        if "fold_1" in str(path):
+            raise ExportError("ONNX Runtime differs from Keras by 0.025 dex", max_diff=0.025,
+                              keras_self_diff=0.024)
+        return real_export(model, path, check_inputs, **kwargs)
+
+    monkeypatch.setattr(training.export, "export_onnx", export_failing_fold_1)
+    with pytest.raises(ExportError):  # the default: a run to ship must export
+        run_cross_validation(small_dataset, config, tmp_path / "strict", log=lambda line: None)
+
+    run_dir = tmp_path / "study_run"
+    metrics = run_cross_validation(small_dataset, config, run_dir, log=lambda line: None,
+                                   export_errors="record")
+    assert metrics["export_failures"] == [{
+        "fold": 1, "member": 0, "message": "ONNX Runtime differs from Keras by 0.025 dex",
+        "max_diff": 0.025, "keras_self_diff": 0.024}]
+    assert (run_dir / "fold_0" / "member_0.onnx").exists()
+    assert not (run_dir / "fold_1" / "member_0.onnx").exists()
+    assert np.isfinite(metrics["validation"]["rmse"]["mean"])
+    # Resuming does not retry the deterministic check.
+    n_calls = len(calls)
+    run_cross_validation(small_dataset, config, run_dir, log=lambda line: None,
+                         export_errors="record")
+    assert len(calls) == n_calls
+
+    # Such a run cannot be shipped, and trying leaves the shipped model intact.
+    models = tmp_path / "models"
+    (models / "tiny").mkdir(parents=True)
+    (models / "tiny" / "manifest.json").write_text("{}")
+    with pytest.raises(ValueError, match="failed the ONNX check"):
+        ship_run(run_dir, "tiny", models_dir=models)
+    assert (models / "tiny" / "manifest.json").read_text() == "{}"
 
 
 def test_composite_needs_weights_summing_to_one():

@@ -9,6 +9,8 @@ Layout of a run directory::
       fold_<k>/member_<s>.json    its training history and wall time
       fold_<k>/done.json          written last: the fold is complete
       fold_<k>/member_<s>.onnx    exported and verified model
+      fold_<k>/member_<s>.export_error.json
+                                  why it failed the ONNX check (studies only)
       metrics.json                CV metrics (mean ± std over folds), peer included
       oof_predictions.ecsv        out-of-fold prediction of every star
 
@@ -202,6 +204,27 @@ def _train_member(config, inputs, feh, weights, train_idx, seed, description, au
     return model, {k: [float(v) for v in vals] for k, vals in history.history.items()}
 
 
+def _export_member(model, fold_dir, fold, member, check_inputs, atol, export_errors, log):
+    """Export one member to ONNX unless done; with ``export_errors="record"`` a failure is recorded."""
+    from .export import ExportError, export_onnx
+
+    onnx_path = fold_dir / f"member_{member}.onnx"
+    error_path = fold_dir / f"member_{member}.export_error.json"
+    if onnx_path.exists() or error_path.exists():
+        return
+    try:
+        diff = export_onnx(model, onnx_path, check_inputs, atol=atol)
+    except ExportError as error:
+        if export_errors != "record":
+            raise
+        # The check is deterministic: record the failure once instead of retrying on resume.
+        _write_json(error_path, {"message": str(error), "max_diff": error.max_diff,
+                                 "keras_self_diff": error.keras_self_diff})
+        log(f"fold {fold}: member {member} NOT exported: {error}")
+        return
+    log(f"fold {fold}: member {member} exported to ONNX, max |ONNX - Keras| = {diff:.2e} dex")
+
+
 def _predict(model, inputs, batch_size=2048):
     # Direct calls instead of model.predict, which traces a new graph per model.
     return np.concatenate([
@@ -276,7 +299,7 @@ def calibration_from_spread(errors, spread, folds, model):
 
 
 def run_cross_validation(dataset, config, run_dir, *, export=True, log=print, only_folds=None,
-                         cache_dir=None, progress=True, export_atol=1e-5):
+                         cache_dir=None, progress=True, export_atol=1e-5, export_errors="raise"):
     """Cross-validate ``config`` on ``dataset``, resuming from ``run_dir``.
 
     Parameters
@@ -296,6 +319,12 @@ def run_cross_validation(dataset, config, run_dir, *, export=True, log=print, on
         Where pre-processed inputs are cached (default: ``run_dir/../cache``).
     export_atol : float
         Tolerance of the ONNX check, in dex (see `training.export.export_onnx`).
+    export_errors : {"raise", "record"}
+        What a member that fails the ONNX check does: stop the run (the
+        default: a model to ship must export), or leave its ONNX file out,
+        record why in ``member_<s>.export_error.json`` and under
+        ``export_failures`` in ``metrics.json``, and go on (a study: the
+        run's Keras metrics stay valid).
     progress : bool
         Show a progress bar for the pre-processing (each member always shows
         one for its epochs).
@@ -371,12 +400,8 @@ def run_cross_validation(dataset, config, run_dir, *, export=True, log=print, on
             oof[test_idx, s] = _predict(model, inputs[test_idx])
             train_preds.append(_predict(model, inputs[train_idx]))
             if export:
-                onnx_path = fold_dir / f"member_{s}.onnx"
-                if not onnx_path.exists():
-                    from .export import export_onnx
-
-                    diff = export_onnx(model, onnx_path, inputs[test_idx], atol=export_atol)
-                    log(f"fold {k}: member {s} exported to ONNX, max |ONNX - Keras| = {diff:.2e} dex")
+                _export_member(model, fold_dir, k, s, inputs[test_idx], export_atol,
+                               export_errors, log)
         train_pred = np.mean(train_preds, axis=0)
         val_metrics = regression_metrics(feh[test_idx], oof[test_idx].mean(axis=1), weights[test_idx])
         train_metrics = regression_metrics(feh[train_idx], train_pred, weights[train_idx])
@@ -407,6 +432,11 @@ def run_cross_validation(dataset, config, run_dir, *, export=True, log=print, on
             for k in range(config.n_folds) for s in range(config.members_per_fold)
         ),
         "uncertainty": uncertainty_calibration(feh, oof, folds),
+        "export_failures": [
+            {"fold": k, "member": s, **json.loads(path.read_text())}
+            for k in range(config.n_folds) for s in range(config.members_per_fold)
+            if (path := run_dir / f"fold_{k}" / f"member_{s}.export_error.json").exists()
+        ],
     }
     _write_json(run_dir / "metrics.json", metrics)
 

@@ -154,20 +154,26 @@ def ship_run(run_dir, name, *, produced_by=None, make_default=False, data_dir=No
     config = metrics["config"]
     models_dir = Path(models_dir)
     target = models_dir / name
+    sources = {(k, s): run_dir / f"fold_{k}" / f"member_{s}.onnx"
+               for k in range(config["n_folds"]) for s in range(config["members_per_fold"])}
+    # Check every member before touching the shipped model, which a failure must leave intact.
+    for source in sources.values():
+        failure = source.with_suffix(".export_error.json")
+        if failure.exists():
+            raise ValueError(f"{source} failed the ONNX check and cannot be shipped: "
+                             f"{json.loads(failure.read_text())['message']}")
+        if not source.exists():
+            raise FileNotFoundError(f"{source} is missing: run the cv command to the end first")
     if target.exists():
         shutil.rmtree(target)
     target.mkdir(parents=True)
     members = []
-    for k in range(config["n_folds"]):
-        for s in range(config["members_per_fold"]):
-            source = run_dir / f"fold_{k}" / f"member_{s}.onnx"
-            if not source.exists():
-                raise FileNotFoundError(f"{source} is missing: run the cv command to the end first")
-            file_name = f"fold{k}_member{s}.onnx"
-            shutil.copyfile(source, target / file_name)
-            history = json.loads((run_dir / f"fold_{k}" / f"member_{s}.json").read_text())
-            members.append({"file": file_name, "fold": k, "member": s, "seed": history["seed"],
-                            "sha256": _sha256(target / file_name)})
+    for (k, s), source in sources.items():
+        file_name = f"fold{k}_member{s}.onnx"
+        shutil.copyfile(source, target / file_name)
+        history = json.loads((run_dir / f"fold_{k}" / f"member_{s}.json").read_text())
+        members.append({"file": file_name, "fold": k, "member": s, "seed": history["seed"],
+                        "sha256": _sha256(target / file_name)})
     data_dir = Path(data_dir or DEFAULT_DATA_DIR)
     has_data = (data_dir / "stars.ecsv").exists() and (data_dir / "lightcurves.ecsv").exists()
     dataset = load_dataset(data_dir) if has_data else None

@@ -298,7 +298,7 @@ def run_study(dataset, profile, study_dir, *, log=print, only=None):
         start = time.perf_counter()
         log(f"run {run_id}: starting")
         metrics = run_cross_validation(dataset, config, run_dir, export=profile.export,
-                                       export_atol=profile.export_atol,
+                                       export_atol=profile.export_atol, export_errors="record",
                                        log=lambda line, rid=run_id: log(f"{rid}: {line}"),
                                        cache_dir=study_dir / "cache", progress=False)
         elapsed = time.perf_counter() - start
@@ -341,6 +341,7 @@ def collect_results(study_dir, profile):
                 row[f"{prefix}_{metric}_std"] = metrics[part][metric]["std"]
         for metric in METRICS:
             row[f"pooled_{metric}"] = metrics["pooled_out_of_fold"][metric]
+        row["export_failures"] = len(metrics.get("export_failures", []))
         row["train_time_s"] = metrics["wall_time_s"]
         row["elapsed_s"] = (json.loads(elapsed_path.read_text())["elapsed_s"]
                             if elapsed_path.exists() else np.nan)

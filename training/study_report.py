@@ -132,8 +132,21 @@ def summary_table(study_dir):
         "study_command": f"python -m training study --profile {profile.name} "
                          f"--study-dir {study_dir}",
         "best_run": best_run(summary, results),
+        "export_failures": export_failures(study_dir, finished),
     })
     return summary, results
+
+
+def export_failures(study_dir, run_ids):
+    """One line per member of ``run_ids`` that failed the ONNX check (``metrics.json``)."""
+    lines = []
+    for run_id in run_ids:
+        metrics = json.loads((Path(study_dir) / "runs" / run_id / "metrics.json").read_text())
+        for failure in metrics.get("export_failures", []):
+            lines.append(f"{run_id}, fold {failure['fold']} member {failure['member']}: "
+                         f"ONNX Runtime differs from Keras by {failure['max_diff']:.3g} dex; "
+                         f"Keras itself, batched or alone, by {failure['keras_self_diff']:.3g} dex")
+    return lines
 
 
 def best_run(summary, results):

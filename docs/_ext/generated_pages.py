@@ -379,6 +379,12 @@ def write_study_page(path, study=None, *, profile="screen", docs_folder="study")
         lines += _study_tables(summary)
     else:
         lines += ["No run has finished yet.", ""]
+    if meta.get("export_failures"):
+        # Their Keras metrics are in the tables; only the ONNX files are missing.
+        lines += ["Members that failed the ONNX check (their Keras metrics are in the table; "
+                  "no ONNX file was written for them):", "",
+                  *(f"- ``{line.split(',')[0]}``,{line.split(',', 1)[1]}"
+                    for line in meta["export_failures"]), ""]
     lines += _heading("Figures", "-")
     if meta.get("best_run"):
         lines += [f"The best run so far is ``{meta['best_run']}``.", ""]
