@@ -204,12 +204,16 @@ def _train_member(config, inputs, feh, weights, train_idx, seed, description, au
     return model, {k: [float(v) for v in vals] for k, vals in history.history.items()}
 
 
+def _export_error_path(fold_dir, member):
+    return fold_dir / f"member_{member}.export_error.json"
+
+
 def _export_member(model, fold_dir, fold, member, check_inputs, atol, export_errors, log):
     """Export one member to ONNX unless done; with ``export_errors="record"`` a failure is recorded."""
     from .export import ExportError, export_onnx
 
     onnx_path = fold_dir / f"member_{member}.onnx"
-    error_path = fold_dir / f"member_{member}.export_error.json"
+    error_path = _export_error_path(fold_dir, member)
     if onnx_path.exists() or error_path.exists():
         return
     try:
@@ -435,7 +439,7 @@ def run_cross_validation(dataset, config, run_dir, *, export=True, log=print, on
         "export_failures": [
             {"fold": k, "member": s, **json.loads(path.read_text())}
             for k in range(config.n_folds) for s in range(config.members_per_fold)
-            if (path := run_dir / f"fold_{k}" / f"member_{s}.export_error.json").exists()
+            if (path := _export_error_path(run_dir / f"fold_{k}", s)).exists()
         ],
     }
     _write_json(run_dir / "metrics.json", metrics)

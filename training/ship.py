@@ -157,11 +157,11 @@ def ship_run(run_dir, name, *, produced_by=None, make_default=False, data_dir=No
     sources = {(k, s): run_dir / f"fold_{k}" / f"member_{s}.onnx"
                for k in range(config["n_folds"]) for s in range(config["members_per_fold"])}
     # Check every member before touching the shipped model, which a failure must leave intact.
+    if metrics.get("export_failures"):
+        failure = metrics["export_failures"][0]
+        raise ValueError(f"fold {failure['fold']} member {failure['member']} of {run_dir} failed "
+                         f"the ONNX check and cannot be shipped: {failure['message']}")
     for source in sources.values():
-        failure = source.with_suffix(".export_error.json")
-        if failure.exists():
-            raise ValueError(f"{source} failed the ONNX check and cannot be shipped: "
-                             f"{json.loads(failure.read_text())['message']}")
         if not source.exists():
             raise FileNotFoundError(f"{source} is missing: run the cv command to the end first")
     if target.exists():

@@ -319,7 +319,8 @@ def collect_results(study_dir, profile):
     Columns: the run's identity (architecture, variant, grid point, repeat,
     seed, the exact grid and training settings as JSON), validation and
     training metrics (mean and std over folds), the peer on the same folds,
-    pooled out-of-fold metrics, training time and elapsed time.
+    pooled out-of-fold metrics, the members that failed the ONNX check (JSON),
+    training time and elapsed time.
     """
     rows = []
     for run_id, identity, config in plan_runs(profile):
@@ -341,7 +342,7 @@ def collect_results(study_dir, profile):
                 row[f"{prefix}_{metric}_std"] = metrics[part][metric]["std"]
         for metric in METRICS:
             row[f"pooled_{metric}"] = metrics["pooled_out_of_fold"][metric]
-        row["export_failures"] = len(metrics.get("export_failures", []))
+        row["export_failures"] = json.dumps(metrics.get("export_failures", []))
         row["train_time_s"] = metrics["wall_time_s"]
         row["elapsed_s"] = (json.loads(elapsed_path.read_text())["elapsed_s"]
                             if elapsed_path.exists() else np.nan)

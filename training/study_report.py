@@ -132,17 +132,21 @@ def summary_table(study_dir):
         "study_command": f"python -m training study --profile {profile.name} "
                          f"--study-dir {study_dir}",
         "best_run": best_run(summary, results),
-        "export_failures": export_failures(study_dir, finished),
+        "export_failures": export_failures(results),
     })
     return summary, results
 
 
-def export_failures(study_dir, run_ids):
-    """One line per member of ``run_ids`` that failed the ONNX check (``metrics.json``)."""
+def export_failures(results):
+    """One line per member of the finished runs that failed the ONNX check.
+
+    ``results`` is `training.study.collect_results`.
+    """
+    if len(results) == 0:
+        return []
     lines = []
-    for run_id in run_ids:
-        metrics = json.loads((Path(study_dir) / "runs" / run_id / "metrics.json").read_text())
-        for failure in metrics.get("export_failures", []):
+    for run_id, failures in zip(results["run_id"], results["export_failures"]):
+        for failure in json.loads(failures):
             lines.append(f"{run_id}, fold {failure['fold']} member {failure['member']}: "
                          f"ONNX Runtime differs from Keras by {failure['max_diff']:.3g} dex; "
                          f"Keras itself, batched or alone, by {failure['keras_self_diff']:.3g} dex")
