@@ -6,6 +6,7 @@ which three runs are finished and one has only its first fold.
 """
 
 import json
+import shutil
 import sys
 from pathlib import Path
 
@@ -212,6 +213,7 @@ def test_docs_page_renders_the_table_settings_and_figures(report, generated_page
     generated_pages.write_study_page(page, out)
     text = page.read_text()
     assert "**3 of 4 planned runs are finished**" in text
+    assert "The best run so far is ``gru-spline_centered-default-r0``" in text
     # The second planned run has a member that failed the ONNX check.
     assert summary.meta["export_failures"] == [
         "fcn-spline_centered-default-r0, fold 1 member 0: ONNX Runtime differs from Keras "
@@ -230,6 +232,23 @@ def test_docs_page_renders_the_table_settings_and_figures(report, generated_page
     for name in set(RUN_FIGURES) - {"rmse_by_grid_point.png"}:
         assert f".. figure:: /study/{name}" in text
     assert ".. figure:: /study/lightcurves.png" not in text
+
+
+def test_docs_page_of_a_complete_study_drops_so_far(report, generated_pages, tmp_path):
+    out, summary = report
+    # A copy, since the report is shared by the module's tests.
+    complete = tmp_path / "study"
+    shutil.copytree(out, complete)
+    summary = summary.copy()
+    summary.meta["n_runs_planned"] = summary.meta["n_runs_finished"]
+    summary.write(complete / "summary.ecsv", overwrite=True)
+    out = complete
+    page = tmp_path / "study.rst"
+    generated_pages.write_study_page(page, out)
+    text = page.read_text()
+    assert "**All 3 planned runs are finished**" in text
+    assert "The best run is ``gru-spline_centered-default-r0``" in text
+    assert "so far" not in text
 
 
 def test_docs_page_says_when_the_study_has_not_been_run(generated_pages, tmp_path):

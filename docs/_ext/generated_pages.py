@@ -368,11 +368,13 @@ def write_study_page(path, study=None, *, profile="screen", docs_folder="study")
         return
     summary = Table.read(study / "summary.ecsv")
     meta = summary.meta
-    lines = [
-        f"**{meta['n_runs_finished']} of {meta['n_runs_planned']} planned runs are finished** "
-        f"(report of {meta['created']}); the table and figures show the finished runs only. "
-        "Made by:", "", *commands,
-    ]
+    complete = meta["n_runs_finished"] == meta["n_runs_planned"]
+    progress = (f"**All {meta['n_runs_planned']} planned runs are finished** "
+                f"(report of {meta['created']}). " if complete else
+                f"**{meta['n_runs_finished']} of {meta['n_runs_planned']} planned runs are "
+                f"finished** (report of {meta['created']}); the table and figures show the "
+                "finished runs only. ")
+    lines = [progress + "Made by:", "", *commands]
     if (study / "profile.json").is_file():
         lines += _profile_lines(json.loads((study / "profile.json").read_text()))
     if len(summary):
@@ -387,7 +389,7 @@ def write_study_page(path, study=None, *, profile="screen", docs_folder="study")
                     for line in meta["export_failures"]), ""]
     lines += _heading("Figures", "-")
     if meta.get("best_run"):
-        lines += [f"The best run so far is ``{meta['best_run']}``.", ""]
+        lines += [f"The best run{'' if complete else ' so far'} is ``{meta['best_run']}``.", ""]
     for name, caption in meta.get("figures", {}).items():
         if (study / name).is_file():
             lines += [f".. figure:: /{docs_folder}/{name}", "   :width: 100%", "",
