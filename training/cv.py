@@ -32,7 +32,8 @@ from rrlyrae_metallicity.preprocessing import PreprocessingConfig
 from .data import augmented_inputs, density_weights, preprocess
 from .metrics import regression_metrics, summarise_folds
 
-__all__ = ["TrainingConfig", "stratified_folds", "run_cross_validation", "uncertainty_calibration"]
+__all__ = ["TrainingConfig", "stratified_folds", "run_cross_validation", "uncertainty_calibration",
+           "member_file"]
 
 
 @dataclass
@@ -204,16 +205,20 @@ def _train_member(config, inputs, feh, weights, train_idx, seed, description, au
     return model, {k: [float(v) for v in vals] for k, vals in history.history.items()}
 
 
-def _export_error_path(fold_dir, member):
-    return fold_dir / f"member_{member}.export_error.json"
+def member_file(run_dir, fold, member, suffix):
+    """Path of one member's file in a run directory (see the module docstring).
+
+    ``suffix`` is one of ``.keras``, ``.json``, ``.onnx``, ``.export_error.json``.
+    """
+    return Path(run_dir) / f"fold_{fold}" / f"member_{member}{suffix}"
 
 
-def _export_member(model, fold_dir, fold, member, check_inputs, atol, export_errors, log):
+def _export_member(model, run_dir, fold, member, check_inputs, atol, export_errors, log):
     """Export one member to ONNX unless done; with ``export_errors="record"`` a failure is recorded."""
     from .export import ExportError, export_onnx
 
-    onnx_path = fold_dir / f"member_{member}.onnx"
-    error_path = _export_error_path(fold_dir, member)
+    onnx_path = member_file(run_dir, fold, member, ".onnx")
+    error_path = member_file(run_dir, fold, member, ".export_error.json")
     if onnx_path.exists() or error_path.exists():
         return
     try:
@@ -382,7 +387,7 @@ def run_cross_validation(dataset, config, run_dir, *, export=True, log=print, on
             log(f"fold {k}: already complete, loading")
         train_preds = []
         for s in range(config.members_per_fold):
-            member_path = fold_dir / f"member_{s}.keras"
+            member_path = member_file(run_dir, k, s, ".keras")
             if member_path.exists():
                 model = keras.models.load_model(member_path)
             else:
@@ -396,7 +401,7 @@ def run_cross_validation(dataset, config, run_dir, *, export=True, log=print, on
                 wall = time.perf_counter() - start
                 model.save(str(member_path) + ".tmp.keras")
                 os.replace(str(member_path) + ".tmp.keras", member_path)
-                _write_json(fold_dir / f"member_{s}.json",
+                _write_json(member_file(run_dir, k, s, ".json"),
                             {"seed": seed, "wall_time_s": wall, "epochs": len(history["loss"]),
                              "history": history})
                 log(f"fold {k}: member {s} trained in {wall:.0f} s, "
@@ -404,7 +409,7 @@ def run_cross_validation(dataset, config, run_dir, *, export=True, log=print, on
             oof[test_idx, s] = _predict(model, inputs[test_idx])
             train_preds.append(_predict(model, inputs[train_idx]))
             if export:
-                _export_member(model, fold_dir, k, s, inputs[test_idx], export_atol,
+                _export_member(model, run_dir, k, s, inputs[test_idx], export_atol,
                                export_errors, log)
         train_pred = np.mean(train_preds, axis=0)
         val_metrics = regression_metrics(feh[test_idx], oof[test_idx].mean(axis=1), weights[test_idx])
@@ -432,14 +437,14 @@ def run_cross_validation(dataset, config, run_dir, *, export=True, log=print, on
         "pooled_out_of_fold": regression_metrics(feh, prediction, weights),
         "pooled_peer": regression_metrics(feh, dataset.feh_peer, weights),
         "wall_time_s": sum(
-            json.loads((run_dir / f"fold_{k}" / f"member_{s}.json").read_text())["wall_time_s"]
+            json.loads(member_file(run_dir, k, s, ".json").read_text())["wall_time_s"]
             for k in range(config.n_folds) for s in range(config.members_per_fold)
         ),
         "uncertainty": uncertainty_calibration(feh, oof, folds),
         "export_failures": [
             {"fold": k, "member": s, **json.loads(path.read_text())}
             for k in range(config.n_folds) for s in range(config.members_per_fold)
-            if (path := _export_error_path(run_dir / f"fold_{k}", s)).exists()
+            if (path := member_file(run_dir, k, s, ".export_error.json")).exists()
         ],
     }
     _write_json(run_dir / "metrics.json", metrics)

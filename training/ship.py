@@ -12,6 +12,7 @@ from astropy.table import Table
 
 from rrlyrae_metallicity.preprocessing import PreprocessingConfig, prepare_inputs
 
+from .cv import member_file
 from .export import INPUT_NAME, OPSET
 
 __all__ = ["MODELS_DIR", "RESULTS_DIR", "ship_run", "record_results", "data_domain",
@@ -154,7 +155,7 @@ def ship_run(run_dir, name, *, produced_by=None, make_default=False, data_dir=No
     config = metrics["config"]
     models_dir = Path(models_dir)
     target = models_dir / name
-    sources = {(k, s): run_dir / f"fold_{k}" / f"member_{s}.onnx"
+    sources = {(k, s): member_file(run_dir, k, s, ".onnx")
                for k in range(config["n_folds"]) for s in range(config["members_per_fold"])}
     # Check every member before touching the shipped model, which a failure must leave intact.
     if metrics.get("export_failures"):
@@ -171,7 +172,7 @@ def ship_run(run_dir, name, *, produced_by=None, make_default=False, data_dir=No
     for (k, s), source in sources.items():
         file_name = f"fold{k}_member{s}.onnx"
         shutil.copyfile(source, target / file_name)
-        history = json.loads((run_dir / f"fold_{k}" / f"member_{s}.json").read_text())
+        history = json.loads(member_file(run_dir, k, s, ".json").read_text())
         members.append({"file": file_name, "fold": k, "member": s, "seed": history["seed"],
                         "sha256": _sha256(target / file_name)})
     data_dir = Path(data_dir or DEFAULT_DATA_DIR)
