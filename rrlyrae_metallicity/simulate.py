@@ -2,7 +2,7 @@
 
 The simulator draws stars, their light-curve shapes and their [Fe/H] from
 statistics measured on the real Gaia DR2 G-band light curves of Dékány & Grebel
-(2022) (see ``training/calibrate_simulator.py``; only summary statistics are
+(2022) (see ``scripts/calibrate_simulator.py``; only summary statistics are
 stored, in ``data/simulator_calibration.json``), samples them with a cadence
 that imitates Gaia's scanning law, and writes them in the layouts users
 download from the Gaia archive. It exists to give the package an example that
@@ -133,7 +133,7 @@ def calibration() -> dict:
     dict
         The content of ``rrlyrae_metallicity/data/simulator_calibration.json``
         (a copy: changing it does not change the simulator), written by
-        ``python -m training.calibrate_simulator``. It holds the mean and
+        ``python scripts/calibrate_simulator.py``. It holds the mean and
         covariance of the Fourier parameters, period and [Fe/H], their ranges,
         the distributions of mean magnitude and epoch count, the noise relation,
         the sharpening of harmonics 5-8 and a reference linear [Fe/H] relation.

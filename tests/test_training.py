@@ -304,7 +304,7 @@ def test_combinations_are_ranked_by_their_cross_fitted_error(tmp_path):
 
 
 def test_phase_shifts_roll_the_magnitudes_and_keep_out_of_fold_members():
-    from training.phase_tta import shifted_out_of_fold
+    from scripts.phase_tta import shifted_out_of_fold
 
     from rrlyrae_metallicity.models import load_model
 

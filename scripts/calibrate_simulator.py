@@ -2,7 +2,7 @@
 
 Run from the repository root::
 
-    python -m training.calibrate_simulator [--data-dir DIR] [--output FILE]
+    python scripts/calibrate_simulator.py [--data-dir DIR] [--output FILE]
 
 Every star's folded light curve is fitted with a 4th-order Fourier series by
 linear least squares,
@@ -44,9 +44,17 @@ import scipy
 from scipy.optimize import least_squares
 from scipy.stats import chi2
 
-from rrlyrae_metallicity.simulate import _harmonics
+from rrlyrae_metallicity import simulate
 
-from .data import DEFAULT_DATA_DIR, load_dataset
+# ``training`` is not installed: it is imported from the repository root.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from training.data import DEFAULT_DATA_DIR, load_dataset  # noqa: E402
+
+# The sharpening must be the simulator's own rule, so it is taken from the
+# package rather than copied. The package keeps it private (``_harmonics``) for
+# now; a public ``harmonics`` is asked for and is used as soon as it exists.
+harmonics = getattr(simulate, "harmonics", None) or simulate._harmonics
 
 __all__ = ["calibrate", "fourier_fit", "main"]
 
@@ -121,7 +129,7 @@ def _sharpened_fit(phase, mag, fit):
     """
     amp, ph = fit["amplitude"], fit["phase"]
     phi_k1 = [ph[k - 1] - k * ph[0] for k in (2, 3, 4)]
-    extra_amp, extra_phase = _harmonics(amp[0], amp[1] / amp[0], amp[2] / amp[0], amp[3] / amp[0],
+    extra_amp, extra_phase = harmonics(amp[0], amp[1] / amp[0], amp[2] / amp[0], amp[3] / amp[0],
                                         *phi_k1, sharpening={"scale": 1.0, "q_max": Q_MAX})
     k = np.arange(5, 9)
     extra = np.sum(extra_amp[4:] * np.sin(2 * np.pi * k * phase[:, None] + extra_phase[4:]
@@ -359,7 +367,7 @@ def calibrate(data_dir=DEFAULT_DATA_DIR):
 
 def main(argv=None):
     """Command line entry point."""
-    parser = argparse.ArgumentParser(prog="python -m training.calibrate_simulator",
+    parser = argparse.ArgumentParser(prog="python scripts/calibrate_simulator.py",
                                      description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR,
                         help="folder with stars.ecsv and lightcurves.ecsv of gaia_dr2_rrab_g")
@@ -368,7 +376,7 @@ def main(argv=None):
                              "data/simulator_calibration.json)")
     args = parser.parse_args(argv)
     argv = sys.argv[1:] if argv is None else list(argv)
-    result = {"command": " ".join(["python -m training.calibrate_simulator", *argv])}
+    result = {"command": " ".join(["python scripts/calibrate_simulator.py", *argv])}
     result.update(calibrate(args.data_dir))
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(_round(result), indent=1) + "\n", encoding="utf-8")

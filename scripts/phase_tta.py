@@ -6,13 +6,18 @@ predicting the curve shifted by a few grid steps either side and averaging.
 This measures it for a shipped model on its out-of-fold predictions, through
 the package's own pre-processing::
 
-    python -m training.phase_tta --name gru --max-shift 3
+    python scripts/phase_tta.py --name gru --max-shift 3
 
 It prints the out-of-fold RMSE of each single shift, then of the averages over
 ``-k..k`` steps, stretched and cross-fitted as the package serves them.
+
+The answer was no (see ``docs/study.rst``), so this experiment lives here and
+not in the ``training`` package.
 """
 
 import argparse
+import sys
+from pathlib import Path
 
 import numpy as np
 from astropy.table import Table
@@ -20,10 +25,13 @@ from astropy.table import Table
 from rrlyrae_metallicity.models import load_model
 from rrlyrae_metallicity.stretch import crossfit_stretch
 
-from .calibrate import own_fold_members, recorded_folds, training_inputs
-from .data import DEFAULT_DATA_DIR, density_weights, load_dataset
-from .metrics import regression_metrics
-from .ship import RESULTS_DIR
+# ``training`` is not installed: it is imported from the repository root.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from training.calibrate import own_fold_members, recorded_folds, training_inputs  # noqa: E402
+from training.data import DEFAULT_DATA_DIR, density_weights, load_dataset  # noqa: E402
+from training.metrics import regression_metrics  # noqa: E402
+from training.ship import RESULTS_DIR  # noqa: E402
 
 __all__ = ["shifted_out_of_fold", "phase_shift_table"]
 
@@ -79,7 +87,7 @@ def phase_shift_table(name, dataset, *, max_shift=3, results_dir=RESULTS_DIR):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m training.phase_tta",
+    parser = argparse.ArgumentParser(prog="python scripts/phase_tta.py",
                                      description=__doc__.splitlines()[0])
     parser.add_argument("--name", default="gru", help="a shipped plain ensemble")
     parser.add_argument("--max-shift", type=int, default=3, help="grid steps either side")
