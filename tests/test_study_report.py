@@ -18,8 +18,8 @@ pytest.importorskip("keras", reason="the study report needs the 'train' extra")
 pytest.importorskip("matplotlib", reason="the study report draws with matplotlib")
 pytest.importorskip("training", reason="run the tests from the repository root")
 
-from training.cv import stratified_folds
 from training.data import DEFAULT_DATA_DIR, density_weights
+from training.folds import stratified_folds
 from training.metrics import regression_metrics, summarise_folds
 from training.study import StudyProfile, plan_runs
 from training.study_report import FIGURES, RUN_FIGURES, write_report

@@ -21,9 +21,10 @@ pytest.importorskip("tf2onnx", reason="the training tests need the 'train' extra
 training = pytest.importorskip("training", reason="run the tests from the repository root")
 
 from training.architectures import ARCHITECTURES, build_gru, build_model  # noqa: E402
-from training.cv import TrainingConfig, run_cross_validation, stratified_folds  # noqa: E402
+from training.cv import TrainingConfig, run_cross_validation  # noqa: E402
 from training.data import density_weights  # noqa: E402
 from training.export import ExportError, export_onnx, keras_self_difference  # noqa: E402
+from training.folds import stratified_folds  # noqa: E402
 from training.metrics import regression_metrics, summarise_folds  # noqa: E402
 from training.ship import ship_run  # noqa: E402
 

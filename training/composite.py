@@ -30,7 +30,8 @@ from .calibrate import own_fold_members, recorded_column, recorded_folds, traini
 from .cv import calibration_from_spread
 from .data import density_weights
 from .metrics import regression_metrics
-from .ship import MODELS_DIR, RESULTS_DIR, _git_commit
+from .files import git_commit
+from .ship import MODELS_DIR, RESULTS_DIR
 
 __all__ = ["compose", "parse_components", "rank_combinations"]
 
@@ -129,7 +130,7 @@ def compose(name, components, dataset, *, produced_by=None, models_dir=MODELS_DI
         },
         "produced_by": produced_by or "python -m training composite --name " + name
         + " --components " + " ".join(f"{c}={w}" for c, w in components.items()),
-        "training_commit": _git_commit(),
+        "training_commit": git_commit(),
         "created": datetime.date.today().isoformat(),
         "output_stretch": output_stretch,
         "uncertainty_calibration": calibration,

@@ -30,10 +30,11 @@ from astropy.table import Table
 from rrlyrae_metallicity.preprocessing import PreprocessingConfig
 
 from .data import augmented_inputs, density_weights, preprocess
+from .files import write_json
+from .folds import strata, stratified_folds
 from .metrics import regression_metrics, summarise_folds
 
-__all__ = ["TrainingConfig", "stratified_folds", "run_cross_validation", "uncertainty_calibration",
-           "member_file"]
+__all__ = ["TrainingConfig", "run_cross_validation", "uncertainty_calibration", "member_file"]
 
 
 @dataclass
@@ -99,41 +100,6 @@ class TrainingConfig:
         return asdict(self)
 
 
-def _strata(feh, n_bins):
-    edges = np.quantile(feh, np.linspace(0, 1, n_bins + 1)[1:-1])
-    return np.digitize(feh, edges)
-
-
-def stratified_folds(feh, n_folds, n_bins, seed):
-    """Fold index (0..n_folds-1) of every star, stratified on binned [Fe/H].
-
-    Parameters
-    ----------
-    feh : array-like
-        Labels.
-    n_folds, n_bins, seed : int
-        Number of folds, number of quantile bins, random seed.
-
-    Returns
-    -------
-    ndarray of int
-    """
-    from sklearn.model_selection import StratifiedKFold
-
-    feh = np.asarray(feh, dtype=float)
-    folds = np.empty(feh.size, dtype=int)
-    splitter = StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=seed)
-    for k, (_, test) in enumerate(splitter.split(feh, _strata(feh, n_bins))):
-        folds[test] = k
-    return folds
-
-
-def _write_json(path, payload):
-    tmp = Path(str(path) + ".tmp")
-    tmp.write_text(json.dumps(payload, indent=2))
-    os.replace(tmp, path)
-
-
 class _EpochProgress:
     """Keras callback showing one tqdm bar per trained member."""
 
@@ -168,7 +134,7 @@ def _train_member(config, inputs, feh, weights, train_idx, seed, description, au
 
     fit_idx, val_idx = train_test_split(
         train_idx, test_size=config.validation_fraction, random_state=seed,
-        stratify=_strata(feh[train_idx], config.n_bins),
+        stratify=strata(feh[train_idx], config.n_bins),
     )
     # Free the graphs of earlier members: a study trains hundreds in one process.
     keras.backend.clear_session()
@@ -227,7 +193,7 @@ def _export_member(model, run_dir, fold, member, check_inputs, atol, export_erro
         if export_errors != "record":
             raise
         # The check is deterministic: record the failure once instead of retrying on resume.
-        _write_json(error_path, {"message": str(error), "max_diff": error.max_diff,
+        write_json(error_path, {"message": str(error), "max_diff": error.max_diff,
                                  "keras_self_diff": error.keras_self_diff})
         log(f"fold {fold}: member {member} NOT exported: {error}")
         return
@@ -358,7 +324,7 @@ def run_cross_validation(dataset, config, run_dir, *, export=True, log=print, on
                 f"same options or choose a new --run-dir.\nstored: {stored}\nasked: {config.to_dict()}"
             )
     else:
-        _write_json(config_path, config.to_dict())
+        write_json(config_path, config.to_dict())
 
     prep = PreprocessingConfig(**config.preprocessing)
     inputs, amplitudes = preprocess(dataset, prep, progress=progress,
@@ -401,7 +367,7 @@ def run_cross_validation(dataset, config, run_dir, *, export=True, log=print, on
                 wall = time.perf_counter() - start
                 model.save(str(member_path) + ".tmp.keras")
                 os.replace(str(member_path) + ".tmp.keras", member_path)
-                _write_json(member_file(run_dir, k, s, ".json"),
+                write_json(member_file(run_dir, k, s, ".json"),
                             {"seed": seed, "wall_time_s": wall, "epochs": len(history["loss"]),
                              "history": history})
                 log(f"fold {k}: member {s} trained in {wall:.0f} s, "
@@ -418,7 +384,7 @@ def run_cross_validation(dataset, config, run_dir, *, export=True, log=print, on
         per_fold_val.append(val_metrics)
         per_fold_train.append(train_metrics)
         if not done.exists():
-            _write_json(done, {"validation": val_metrics, "training": train_metrics,
+            write_json(done, {"validation": val_metrics, "training": train_metrics,
                                "peer": peer_metrics})
         log(f"fold {k}: validation RMSE {val_metrics['rmse']:.4f} MAE {val_metrics['mae']:.4f} "
             f"(peer on the same stars: RMSE {peer_metrics['rmse']:.4f} MAE {peer_metrics['mae']:.4f})")
@@ -447,7 +413,7 @@ def run_cross_validation(dataset, config, run_dir, *, export=True, log=print, on
             if (path := member_file(run_dir, k, s, ".export_error.json")).exists()
         ],
     }
-    _write_json(run_dir / "metrics.json", metrics)
+    write_json(run_dir / "metrics.json", metrics)
 
     table = Table()
     table["source_id"] = dataset.stars["source_id"]

@@ -1,10 +1,8 @@
 """Copy a finished cross-validation run's ONNX models into the package, with a manifest."""
 
 import datetime
-import hashlib
 import json
 import shutil
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +12,7 @@ from rrlyrae_metallicity.preprocessing import PreprocessingConfig, prepare_input
 
 from .cv import member_file
 from .export import INPUT_NAME, OPSET
+from .files import git_commit, sha256
 
 __all__ = ["MODELS_DIR", "RESULTS_DIR", "ship_run", "record_results", "data_domain",
            "update_training_domain"]
@@ -33,18 +32,6 @@ TRAINING_DATA = {
              "2021), on the high-resolution spectroscopic scale of Crestani et al. (2021)",
     "label_unit": "dex",
 }
-
-
-def _sha256(path):
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
-def _git_commit():
-    try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
-                               check=True, cwd=Path(__file__).parent).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return None
 
 
 def _training_domain(run_dir, dataset):
@@ -174,7 +161,7 @@ def ship_run(run_dir, name, *, produced_by=None, make_default=False, data_dir=No
         shutil.copyfile(source, target / file_name)
         history = json.loads(member_file(run_dir, k, s, ".json").read_text())
         members.append({"file": file_name, "fold": k, "member": s, "seed": history["seed"],
-                        "sha256": _sha256(target / file_name)})
+                        "sha256": sha256(target / file_name)})
     data_dir = Path(data_dir or DEFAULT_DATA_DIR)
     has_data = (data_dir / "stars.ecsv").exists() and (data_dir / "lightcurves.ecsv").exists()
     dataset = load_dataset(data_dir) if has_data else None
@@ -195,7 +182,7 @@ def ship_run(run_dir, name, *, produced_by=None, make_default=False, data_dir=No
         # runs made before the calibration existed: the raw spread is reported).
         "uncertainty_calibration": metrics.get("uncertainty"),
         "produced_by": produced_by or f"python -m training cv --run-dir {run_dir}",
-        "training_commit": _git_commit(),
+        "training_commit": git_commit(),
         "created": datetime.date.today().isoformat(),
     }
     (target / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")

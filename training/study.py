@@ -30,8 +30,10 @@ from astropy.table import Table
 from rrlyrae_metallicity.preprocessing import VARIANTS, PreprocessingConfig
 
 from .architectures import ARCHITECTURES, RECURRENT
-from .cv import TrainingConfig, _strata, _write_json, run_cross_validation
+from .cv import TrainingConfig, run_cross_validation
 from .data import Dataset
+from .files import write_json
+from .folds import strata
 from .metrics import METRICS
 
 __all__ = ["StudyProfile", "PROFILES", "plan_runs", "record_profile", "run_study",
@@ -234,7 +236,7 @@ def _subset(dataset, n_stars, seed):
     if n_stars is None or n_stars >= len(dataset):
         return dataset
     keep, _ = train_test_split(np.arange(len(dataset)), train_size=n_stars, random_state=seed,
-                               stratify=_strata(dataset.feh, 3))
+                               stratify=strata(dataset.feh, 3))
     keep = np.sort(keep)
     return Dataset(stars=dataset.stars[keep], phases=[dataset.phases[i] for i in keep],
                    mags=[dataset.mags[i] for i in keep])
@@ -261,7 +263,7 @@ def record_profile(study_dir, profile):
                 or wanted["repeats"] < started["repeats"]):
             raise ValueError(f"{study_dir} holds a study of another profile; use a new folder "
                              "(a study can only be extended with more repeats)")
-    _write_json(profile_path, profile.to_dict())
+    write_json(profile_path, profile.to_dict())
 
 
 def run_study(dataset, profile, study_dir, *, log=print, only=None):
@@ -302,7 +304,7 @@ def run_study(dataset, profile, study_dir, *, log=print, only=None):
                                        log=lambda line, rid=run_id: log(f"{rid}: {line}"),
                                        cache_dir=study_dir / "cache", progress=False)
         elapsed = time.perf_counter() - start
-        _write_json(run_dir / "elapsed.json", {"elapsed_s": elapsed})
+        write_json(run_dir / "elapsed.json", {"elapsed_s": elapsed})
         val = metrics["validation"]
         log(f"run {run_id}: done in {elapsed:.0f} s, validation RMSE "
             f"{val['rmse']['mean']:.4f} ± {val['rmse']['std']:.4f}, "
