@@ -25,31 +25,24 @@ from pathlib import Path
 import numpy as np
 from astropy import units as u
 from astropy.table import Table
-from astropy.time import Time
 
-from .exceptions import LightCurveError, RRLyraeMetallicityError
-from .gaia import GAIA_TIME_ZERO, _iter_source_chunks
-from .inference import (
-    _column_values,
-    _empty_feh_columns,
-    _empty_lightcurve_error,
-    _fill_feh_columns,
-    _plain,
-    _predict_phased,
-    _with_feh_columns,
-)
+from .adapters import epoch_times, gaia_arrays_batch, period_in_days
+from .exceptions import RRLyraeMetallicityError
+from .gaia import iter_epoch_arrays
 from .models import load_model
-from .preprocessing import fold_times
+from .pipeline import predict_batch
+from .results import FEH_COLUMNS, as_arrays, empty_feh_columns, fill_feh_columns, with_feh_columns
 
-__all__ = ["OUTPUT_FORMATS", "ResumeError", "predict_catalogue", "write_table_atomically"]
+__all__ = ["OUTPUT_FORMATS", "ResumeError", "StarPlan", "predict_catalogue", "predict_chunk",
+           "write_table_atomically"]
 
 #: astropy format of an output table, by file extension.
 OUTPUT_FORMATS = {".ecsv": "ascii.ecsv", ".csv": "ascii.csv", ".fits": "fits", ".fit": "fits",
                   ".xml": "votable", ".vot": "votable"}
 
-_FEH_COLUMNS = ("feh_phot", "feh_phot_std", "feh_status", "feh_domain")
-# Version of the part files and their manifest; a change makes old parts unusable.
-_PARTS_VERSION = 1
+# Version of the part files and their manifest; a change makes old parts unusable
+# (2: the feh_n_epochs column).
+_PARTS_VERSION = 2
 
 
 class ResumeError(RRLyraeMetallicityError, ValueError):
@@ -113,11 +106,11 @@ def predict_catalogue(epoch_photometry, stars=None, *, period=None, output=None,
     if output is not None:
         _output_format(output)  # fail before the work, not after it
     ensemble = load_model(model)
-    plan = _Plan(stars, period, id_column, period_column, epoch_column)
+    plan = StarPlan(stars, period, id_column, period_column, epoch_column)
     store = _PartStore(output, log) if output is not None else _MemoryStore()
     done = store.start(_fingerprint(epoch_photometry, plan, chunk_size, ensemble), resume)
     n_reused = n_predicted = 0
-    chunks = _iter_source_chunks(epoch_photometry, chunk_size=chunk_size, format=format,
+    chunks = iter_epoch_arrays(epoch_photometry, chunk_size=chunk_size, format=format,
                                  block_rows=block_rows)
     for index, sources in enumerate(chunks):
         if index in done:
@@ -129,7 +122,7 @@ def predict_catalogue(epoch_photometry, stars=None, *, period=None, output=None,
         if unmatched:
             log(f"chunk {index}: {len(unmatched)} sources have no row in the star table, "
                 f"not predicted (e.g. {unmatched[:3]})")
-        store.save(index, _predict_chunk(sources, index * chunk_size, plan, ensemble))
+        store.save(index, predict_chunk(sources, index * chunk_size, plan, ensemble))
         n_predicted += 1
         seconds = time.perf_counter() - start
         log(f"chunk {index}: {len(sources)} sources predicted in {seconds:.1f} s "
@@ -147,16 +140,26 @@ def predict_catalogue(epoch_photometry, stars=None, *, period=None, output=None,
 # --------------------------------------------------------------------------
 
 
-class _Plan:
-    """The star table (or the single period) and how its rows map to sources."""
+class StarPlan:
+    """The star table (or the single period) and how its rows map to sources.
 
-    def __init__(self, stars, period, id_column, period_column, epoch_column):
+    Parameters
+    ----------
+    stars : `~astropy.table.Table` or None
+        One row per star; `None` to use ``period`` for every source.
+    period : `~astropy.units.Quantity` ['time'] or float, optional
+        One period for every source (days when a bare number).
+    id_column, period_column, epoch_column : str
+        Columns of ``stars``, as for `~rrlyrae_metallicity.add_feh`.
+    """
+
+    def __init__(self, stars, period, id_column="source_id", period_column="pf",
+                 epoch_column="epoch_g"):
         if (stars is None) == (period is None):
             raise TypeError("give either a star table (stars=...) or one period (period=...)")
         self.stars = stars
         if stars is None:
-            self.period = (period.to_value(u.day) if isinstance(period, u.Quantity)
-                           else float(period))
+            self.period = float(period_in_days(period))
             return
         for name in (id_column, period_column):
             if name not in stars.colnames:
@@ -164,8 +167,10 @@ class _Plan:
         self.ids = np.asarray(stars[id_column])
         self.order = np.argsort(self.ids, kind="stable")
         self.sorted_ids = self.ids[self.order]
-        self.periods = _column_values(stars, period_column, u.day)
-        self.epochs, self.has_epoch = _epoch_times(stars, epoch_column)
+        self.periods = period_in_days(stars[period_column], count=len(stars),
+                                      what=f"column {period_column!r}")
+        self.epochs, self.has_epoch = epoch_times(
+            stars[epoch_column] if epoch_column in stars.colnames else None, len(stars))
 
     def unmatched(self, source_ids):
         """The ids of ``source_ids`` with no row in the star table (none without a table)."""
@@ -183,92 +188,47 @@ class _Plan:
         return np.sort(self.order[first + np.arange(counts.sum())])
 
 
-def _epoch_times(stars, epoch_column):
-    """Per-row epoch of maximum light as one `~astropy.time.Time`, and where it is set.
-
-    Element for element the same Times as `rrlyrae_metallicity.inference._epochs`.
-    """
-    n_rows = len(stars)
-    if epoch_column is None or epoch_column not in stars.colnames:
-        return None, np.zeros(n_rows, dtype=bool)
-    column = stars[epoch_column]
-    if isinstance(column, Time):
-        mask = np.broadcast_to(np.asarray(column.mask, dtype=bool), column.shape)
-        return column.unmasked, ~mask
-    days = _column_values(stars, epoch_column, u.day)
-    has_epoch = np.isfinite(days)
-    return Time(GAIA_TIME_ZERO, np.where(has_epoch, days, 0.0), format="jd", scale="tcb"), has_epoch
-
-
 # --------------------------------------------------------------------------
 # One chunk
 # --------------------------------------------------------------------------
 
 
-def _predict_chunk(sources, first_row, plan, ensemble):
-    """Predict one chunk of ``{source_id: arrays}``; return its rows and columns."""
+def predict_chunk(sources, first_row, plan, ensemble):
+    """Predict one chunk of ``{source_id: arrays}``; return its rows and result columns.
+
+    Parameters
+    ----------
+    sources : dict
+        ``{source_id: {"time": Gaia days, "mag": mag, ...}}`` as
+        `~rrlyrae_metallicity.gaia.iter_epoch_arrays` yields them.
+    first_row : int
+        Output row of the chunk's first source (used without a star table).
+    plan : `StarPlan`
+    ensemble : `~rrlyrae_metallicity.ensemble.FehEnsemble`
+
+    Returns
+    -------
+    dict of str to ndarray
+        ``row`` (of the output table), ``source_id`` and the
+        `~rrlyrae_metallicity.results.FEH_COLUMNS`.
+    """
     source_ids = np.fromiter(sources, dtype=np.int64, count=len(sources))
     if plan.stars is None:
         rows = first_row + np.arange(len(sources))
         curves = list(sources.values())
         periods = np.full(len(rows), plan.period)
-        epochs, has_epoch = None, np.zeros(len(rows), dtype=bool)
+        epochs = (None, np.zeros(len(rows), dtype=bool))
         ids = source_ids
     else:
         rows = plan.rows(source_ids)
         ids = plan.ids[rows]
-        curves = [sources[_plain(i)] for i in ids]
+        curves = [sources[i.item()] for i in ids]
         periods = plan.periods[rows]
-        epochs = plan.epochs[rows] if plan.epochs is not None else None
-        has_epoch = plan.has_epoch[rows]
-    stars = [_plain(i) for i in ids]
-    phases, mags, errors = _phases_and_mags(curves, periods, epochs, has_epoch, stars)
-    columns = _empty_feh_columns(len(rows))
-    _fill_feh_columns(columns, slice(None),
-                      _predict_phased(phases, mags, periods, errors, ensemble, stars))
-    return {"row": rows, "source_id": np.asarray(ids, dtype=np.int64),
-            **{name: np.asarray(columns[name], dtype=str if name in ("feh_status", "feh_domain")
-                                else float) for name in _FEH_COLUMNS}}
-
-
-def _phases_and_mags(curves, periods, epochs, has_epoch, stars):
-    """Fold the raw arrays of many stars at once, as `~rrlyrae_metallicity.add_feh` does.
-
-    `~rrlyrae_metallicity.gaia.read_epoch_photometry` sorts each light curve by
-    time and stores it as ``Time(GAIA_TIME_ZERO, t)``; ``add_feh`` folds
-    ``time - epoch`` (or ``time - time[0]``). The same operations, element for
-    element, on one `~astropy.time.Time` for the whole chunk give the same
-    phases without building a `~astropy.timeseries.TimeSeries` per star.
-    """
-    n_stars = len(curves)
-    phases, mags, errors = [np.empty(0)] * n_stars, [np.empty(0)] * n_stars, [None] * n_stars
-    sorted_curves = [_sorted_by_time(curve) for curve in curves]
-    counts = np.array([len(t) for t, _ in sorted_curves])
-    if counts.sum() == 0:
-        return phases, mags, [_empty_lightcurve_error(star) for star in stars]
-    ends = np.cumsum(counts)
-    starts = ends - counts
-    times = Time(GAIA_TIME_ZERO, np.concatenate([t for t, _ in sorted_curves]),
-                 format="jd", scale="tcb")
-    owner = np.repeat(np.arange(n_stars), counts)
-    elapsed = (times - times[starts[owner]]).to_value(u.day)
-    if epochs is not None and has_epoch.any():
-        since_epoch = (times - epochs[owner]).to_value(u.day)
-        elapsed = np.where(has_epoch[owner], since_epoch, elapsed)
-    for i, (star, (_, mag)) in enumerate(zip(stars, sorted_curves)):
-        try:
-            if counts[i] == 0:
-                raise _empty_lightcurve_error(star)
-            phases[i] = fold_times(elapsed[starts[i]:ends[i]], periods[i], star=star)
-            mags[i] = mag
-        except LightCurveError as error:
-            errors[i] = error
-    return phases, mags, errors
-
-
-def _sorted_by_time(values):
-    order = np.argsort(values["time"], kind="stable")
-    return values["time"][order], np.asarray(values["mag"][order], dtype=float)
+        epochs = (plan.epochs[rows] if plan.epochs is not None else None, plan.has_epoch[rows])
+    batch = gaia_arrays_batch(curves, periods, epochs=epochs, stars=[i.item() for i in ids])
+    columns = empty_feh_columns(len(rows))
+    fill_feh_columns(columns, slice(None), predict_batch(batch, ensemble))
+    return {"row": rows, "source_id": np.asarray(ids, dtype=np.int64), **as_arrays(columns)}
 
 
 # --------------------------------------------------------------------------
@@ -404,12 +364,12 @@ def _merge(store, plan, ensemble):
         table["pf"].unit = u.day
     else:
         table = plan.stars
-    columns = _empty_feh_columns(len(table))
+    columns = empty_feh_columns(len(table))
     for index in indices:
         part = store.load(index)
-        for name in _FEH_COLUMNS:
+        for name in FEH_COLUMNS:
             columns[name][part["row"]] = part[name]
-    return _with_feh_columns(table, columns, ensemble)
+    return with_feh_columns(table, columns, ensemble)
 
 
 # --------------------------------------------------------------------------

@@ -17,11 +17,11 @@ Use a cluster by creating a `distributed.Client` before the call::
 import numpy as np
 from astropy.table import Table
 
-from .catalogue import _FEH_COLUMNS, _Plan, _predict_chunk
+from .catalogue import StarPlan, predict_chunk
 from .exceptions import InputFormatError
-from .gaia import _source_arrays
-from .inference import _empty_feh_columns, _with_feh_columns
+from .gaia import epoch_arrays
 from .models import load_model
+from .results import FEH_COLUMNS, empty_feh_columns, with_feh_columns
 
 __all__ = ["predict_feh_dask"]
 
@@ -71,7 +71,7 @@ def predict_feh_dask(photometry, stars, *, model="default", id_column="source_id
     import pandas as pd
 
     ensemble = load_model(model)  # checks the name (and the files) before any work
-    _Plan(stars, None, id_column, period_column, epoch_column)  # checks the columns
+    StarPlan(stars, None, id_column, period_column, epoch_column)  # checks the columns
     frame = photometry
     if not isinstance(frame, dd.DataFrame):
         # Divisions from the Parquet statistics: a dataset sorted by a
@@ -86,7 +86,8 @@ def predict_feh_dask(photometry, stars, *, model="default", id_column="source_id
         frame = frame.shuffle(on="source_id")
     meta = pd.DataFrame({"row": np.empty(0, np.int64), "source_id": np.empty(0, np.int64),
                          "feh_phot": np.empty(0), "feh_phot_std": np.empty(0),
-                         "feh_status": np.empty(0, object), "feh_domain": np.empty(0, object)})
+                         "feh_status": np.empty(0, object), "feh_domain": np.empty(0, object),
+                         "feh_n_epochs": np.empty(0, np.int64)})
     columns = [c for c in (id_column, period_column, epoch_column) if c in stars.colnames]
     # One copy of the star table per worker, not one per task.
     shared_stars = dask.delayed(stars[columns], pure=True)
@@ -103,8 +104,8 @@ def _predict_partition(frame, stars, model, id_column, period_column, epoch_colu
 
     if frame.index.name == "source_id":
         frame = frame.reset_index()
-    plan = _Plan(stars, None, id_column, period_column, epoch_column)
-    part = _predict_chunk(_source_arrays(_frame_to_table(frame)), 0, plan, load_model(model))
+    plan = StarPlan(stars, None, id_column, period_column, epoch_column)
+    part = predict_chunk(epoch_arrays(_frame_to_table(frame)), 0, plan, load_model(model))
     return pd.DataFrame({name: part[name] if part[name].dtype.kind != "U"
                          else part[name].astype(object) for name in part})
 
@@ -135,7 +136,7 @@ def _merge_results(results, stars, ensemble, id_column):
             "partition of the epoch photometry; pass aligned=False to shuffle the rows on "
             "source_id first"
         )
-    columns = _empty_feh_columns(len(stars))
-    for name in _FEH_COLUMNS:
+    columns = empty_feh_columns(len(stars))
+    for name in FEH_COLUMNS:
         columns[name][rows] = results[name].to_numpy()
-    return _with_feh_columns(stars, columns, ensemble)
+    return with_feh_columns(stars, columns, ensemble)

@@ -44,6 +44,8 @@ __all__ = [
     "detect_layout",
     "read_epoch_photometry",
     "iter_epoch_photometry",
+    "epoch_arrays",
+    "iter_epoch_arrays",
     "read_rrlyrae_parameters",
     "fetch_epoch_photometry",
     "fetch_rrlyrae_parameters",
@@ -214,11 +216,20 @@ def read_epoch_photometry(
     precision is lost.
     """
     table = _read_table(source, format)
-    return {sid: _make_timeseries(values, sid) for sid, values in _source_arrays(table).items()}
+    return {sid: _make_timeseries(values, sid) for sid, values in epoch_arrays(table).items()}
 
 
-def _source_arrays(table):
+def epoch_arrays(table):
     """Accepted G transits of each source as arrays, in order of first appearance.
+
+    The light curves of `read_epoch_photometry` before they become
+    `~astropy.timeseries.TimeSeries`: what the catalogue and Dask paths
+    predict from, without building an astropy object per star.
+
+    Parameters
+    ----------
+    table : `~astropy.table.Table`
+        Epoch photometry in any of `LAYOUTS`.
 
     Returns
     -------
@@ -286,13 +297,15 @@ def iter_epoch_photometry(
     and Parquet files are read ``block_rows`` rows at a time, so memory does
     not grow with the file; a VOTable is parsed whole first.
     """
-    for chunk in _iter_source_chunks(source, chunk_size=chunk_size, format=format,
+    for chunk in iter_epoch_arrays(source, chunk_size=chunk_size, format=format,
                                      block_rows=block_rows):
         yield {sid: _make_timeseries(values, sid) for sid, values in chunk.items()}
 
 
-def _iter_source_chunks(source, *, chunk_size, format=None, block_rows=200_000):
-    """Chunks of ``{source_id: arrays}`` (see `_source_arrays`) read block by block.
+def iter_epoch_arrays(source, *, chunk_size, format=None, block_rows=200_000):
+    """Chunks of ``{source_id: arrays}`` (see `epoch_arrays`) read block by block.
+
+    The arrays behind `iter_epoch_photometry`; parameters and errors as there.
 
     The sources of a block are complete except the one of its last row, which
     may go on in the next block: it is held back and joined to it.
@@ -306,7 +319,7 @@ def _iter_source_chunks(source, *, chunk_size, format=None, block_rows=200_000):
             continue
         last_id = int(_to_int(block[_column_lookup(block)["source_id"]][-1:], "source_id")[0])
         complete = []
-        for sid, values in _source_arrays(block).items():
+        for sid, values in epoch_arrays(block).items():
             if sid == held_id:
                 values = {key: np.concatenate([held[key], values[key]]) for key in values}
             elif held_id is not None:

@@ -1,190 +1,30 @@
-"""Photometric [Fe/H] of RRab stars from their light curves: the public API."""
+"""Photometric [Fe/H] of RRab stars from their light curves: the public API.
+
+Both functions are thin: `rrlyrae_metallicity.adapters` reads what the user
+passed into plain arrays, `rrlyrae_metallicity.pipeline.predict_batch`
+predicts every star once, and the result goes back in the form the user
+passed (a `~astropy.units.Quantity`, or a `~astropy.table.Table`).
+"""
 
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 
-import numpy as np
 from astropy import units as u
 from astropy.table import Table
-from astropy.time import Time
-from astropy.timeseries import TimeSeries
 
-from .exceptions import LightCurveError, LightCurveTypeError, RRLyraeMetallicityWarning
-from .gaia import GAIA_TIME_ZERO
+from .adapters import (
+    as_named_collection,
+    epoch_times,
+    lightcurve_batch,
+    period_in_days,
+    star_name,
+)
+from .exceptions import RRLyraeMetallicityWarning
 from .models import load_model
-from .preprocessing import fold_times, prepare_inputs
+from .pipeline import STATUS_OK, predict_batch
+from .results import empty_feh_columns, fill_feh_columns, with_feh_columns
 
 __all__ = ["predict_feh", "add_feh", "STATUS_OK"]
-
-#: Value of the ``feh_status`` column for a star with a prediction.
-STATUS_OK = "ok"
-
-# Stars per ONNX Runtime call. Each of the ensemble's sessions keeps an arena
-# as large as its largest batch (about 40 kB per star, 0.4 MB per star for ten
-# members), so this, not the catalogue or chunk size, bounds that memory; it is
-# no slower than larger batches on a CPU.
-_ONNX_BATCH = 1024
-
-
-
-def _period_in_days(period, *, star=None):
-    """Convert one period to days, insisting on a time unit."""
-    if not isinstance(period, u.Quantity) or period.unit.physical_type != "time":
-        raise u.UnitsError(
-            f"period should be a Quantity in units of time, e.g. 0.55 * u.day; got {period!r}"
-        )
-    return float(period.to_value(u.day))
-
-
-def _magnitudes(lightcurve, mag_column, star):
-    """The magnitude column of a light curve as float mag, masked values as NaN."""
-    if mag_column is None:
-        if "mag" in lightcurve.colnames:
-            mag_column = "mag"
-        else:
-            candidates = [name for name in lightcurve.colnames
-                          if getattr(lightcurve[name], "unit", None) == u.mag]
-            if len(candidates) != 1:
-                raise LightCurveError(
-                    f"cannot tell which column holds the magnitudes among {lightcurve.colnames}; "
-                    "pass mag_column=...",
-                    star=star, status="missing_column",
-                )
-            mag_column = candidates[0]
-    if mag_column not in lightcurve.colnames:
-        raise LightCurveError(
-            f"no column {mag_column!r} in the light curve (columns: {lightcurve.colnames})",
-            star=star, status="missing_column",
-        )
-    column = lightcurve[mag_column]
-    unit = getattr(column, "unit", None)
-    if unit is not None and unit != u.dimensionless_unscaled and unit != u.mag:
-        raise LightCurveError(
-            f"column {mag_column!r} has unit {unit}, not magnitudes; the models take magnitudes "
-            "(convert fluxes with -2.5 log10(flux) + zero-point, or pass mag_column=...)",
-            star=star, status="not_magnitudes",
-        )
-    values = column.value if isinstance(column, u.Quantity) else np.asarray(column)
-    if np.ma.isMaskedArray(column):
-        values = np.ma.filled(np.ma.asarray(column, dtype=float), np.nan)
-    return np.asarray(values, dtype=float)
-
-
-def _empty_lightcurve_error(star):
-    return LightCurveError("the light curve is empty (0 epochs, e.g. all transits rejected)",
-                           star=star, status="too_few_epochs")
-
-
-def _phases(lightcurve, period_days, epoch, star):
-    """Phases in [0, 1) of a TimeSeries (raw times) or a Table with a ``phase`` column."""
-    if isinstance(lightcurve, Table) and len(lightcurve) == 0:
-        raise _empty_lightcurve_error(star)
-    if isinstance(lightcurve, TimeSeries) and isinstance(lightcurve.time, Time):
-        reference = lightcurve.time[0] if epoch is None else epoch
-        if not isinstance(reference, Time):
-            raise LightCurveTypeError(f"epoch should be an astropy Time, got {epoch!r}",
-                                      star=star)
-        # Time - Time is a two-part TimeDelta: days since the epoch keep their
-        # precision even 10 years away from it.
-        elapsed = (lightcurve.time - reference).to_value(u.day)
-        return fold_times(elapsed, period_days, star=star)
-    if isinstance(lightcurve, Table) and "phase" in lightcurve.colnames:
-        phase = lightcurve["phase"]
-        return np.asarray(phase.value if isinstance(phase, u.Quantity) else phase, dtype=float)
-    raise LightCurveTypeError(
-        "a light curve should be an astropy TimeSeries with a time column (astropy Time) and "
-        "magnitudes, or a Table with 'phase' and magnitude columns (already folded); got a "
-        f"{type(lightcurve).__name__} with columns {getattr(lightcurve, 'colnames', None)}",
-        star=star,
-    )
-
-
-def _predict_many(lightcurves, periods, epochs, ensemble, mag_column, stars):
-    """Pre-process and predict many stars; never raises for one bad star.
-
-    Returns
-    -------
-    See `_predict_phased`.
-    """
-    n_stars = len(lightcurves)
-    phases, mags, errors = [np.empty(0)] * n_stars, [np.empty(0)] * n_stars, [None] * n_stars
-    for i, (curve, period, epoch, star) in enumerate(zip(lightcurves, periods, epochs, stars)):
-        try:
-            # Both or neither: a star whose magnitudes fail keeps no phases.
-            phases[i], mags[i] = (_phases(curve, period, epoch, star),
-                                  _magnitudes(curve, mag_column, star))
-        except LightCurveError as error:
-            errors[i] = error
-    return _predict_phased(phases, mags, periods, errors, ensemble, stars)
-
-
-def _predict_phased(phases, mags, periods, errors, ensemble, stars):
-    """Predict stars from their phases and magnitudes; never raises for one bad star.
-
-    Parameters
-    ----------
-    phases, mags : list of ndarray
-        Per star; ignored where ``errors`` already holds an error.
-    periods : array-like of float
-        Days.
-    errors : list
-        `None`, or the `LightCurveError` met while reading the star.
-    ensemble : `~rrlyrae_metallicity.models.FehEnsemble`
-    stars : list
-        Identifiers used in messages.
-
-    Returns
-    -------
-    feh, std : ndarray
-        NaN where a star failed.
-    errors : list
-        `None` or the `LightCurveError` of each star.
-    domain : list of str
-        Per star, why it lies outside the training domain ("" when inside).
-    """
-    n_stars = len(errors)
-    errors = list(errors)
-    readable = [i for i in range(n_stars) if errors[i] is None]
-    inputs = np.zeros((n_stars, ensemble.preprocessing.sequence_length, 2), dtype=np.float32)
-    domain = [""] * n_stars
-    prepared, smoothed, failures = prepare_inputs(
-        [phases[i] for i in readable], [mags[i] for i in readable],
-        [periods[i] for i in readable], ensemble.preprocessing,
-        stars=[stars[i] for i in readable],
-    )
-    for j, i in enumerate(readable):
-        errors[i] = failures[j]
-        if failures[j] is None:
-            inputs[i] = prepared[j]
-            domain[i] = _outside_training_domain(ensemble.training_domain, periods[i],
-                                                 smoothed[j])
-    good = np.array([e is None for e in errors], dtype=bool)
-    feh = np.full(n_stars, np.nan)
-    std = np.full(n_stars, np.nan)
-    if good.any():
-        members = ensemble.stretch(ensemble.predict_members(inputs[good], batch_size=_ONNX_BATCH))
-        feh[good] = ensemble.mean(members)
-        std[good] = ensemble.uncertainty(members)
-    return feh, std, errors, domain
-
-
-def _outside_training_domain(domain, period, curve):
-    """Comma-separated reasons why a star lies outside the training set's ranges."""
-    reasons = []
-    checks = (("period", period, domain.get("period_d"), "d"),
-              ("amplitude", curve.amplitude, domain.get("amplitude_mag"), "mag"))
-    for name, value, limits, unit in checks:
-        if limits is not None and not limits[0] <= value <= limits[1]:
-            reasons.append(f"{name} {value:.3g} {unit} outside {limits[0]:.3g}-{limits[1]:.3g}")
-    n_epochs = domain.get("n_epochs")
-    if n_epochs is not None and curve.phase.size < n_epochs[0]:
-        reasons.append(f"{curve.phase.size} epochs, fewer than the {n_epochs[0]} of training")
-    # Only a larger gap than any training star's matters: a well-covered curve is fine.
-    gap = domain.get("max_phase_gap")
-    if gap is not None and curve.max_phase_gap > gap[1]:
-        reasons.append(f"phase gap {curve.max_phase_gap:.3g} cycles, wider than the "
-                       f"{gap[1]:.3g} of training")
-    return "; ".join(reasons)
 
 
 def predict_feh(lightcurve, period, *, epoch=None, model="default", return_std=False,
@@ -243,72 +83,43 @@ def predict_feh(lightcurve, period, *, epoch=None, model="default", return_std=F
     >>> feh.unit
     Unit("dex")
     """
-    single = isinstance(lightcurve, Table)
-    if single:
-        curves, periods, epochs = [lightcurve], [_period_in_days(period)], [epoch]
-    else:
-        if not isinstance(lightcurve, Sequence) and not hasattr(lightcurve, "__iter__"):
-            raise TypeError("lightcurve should be a TimeSeries or a sequence of TimeSeries")
-        curves = list(lightcurve)
-        if isinstance(period, u.Quantity) and period.isscalar:
-            raise ValueError("give one period per light curve (a Quantity array or a list)")
-        periods = [_period_in_days(p) for p in period]
-        epochs = [None] * len(curves) if epoch is None else list(epoch)
-        if not len(curves) == len(periods) == len(epochs):
-            raise ValueError(
-                f"got {len(curves)} light curves, {len(periods)} periods and {len(epochs)} epochs"
-            )
+    if isinstance(lightcurve, Table):
+        return _predict_one(lightcurve, period, epoch, model, return_std, mag_column)
+    curves, names, is_mapping = as_named_collection(lightcurve)
+    if isinstance(period, Mapping) and is_mapping:
+        period = [period.get(name) for name in names]
+    periods = period_in_days(period, count=len(curves))
     ensemble = load_model(model)
-    stars = [_star_name(lightcurve)] if single else list(range(len(curves)))
-    feh, std, errors, _ = _predict_many(curves, periods, epochs, ensemble, mag_column, stars)
-    failed = [e for e in errors if e is not None]
-    if single and failed:
-        raise failed[0]
+    result = predict_batch(
+        lightcurve_batch(curves, periods, epochs=epoch_times(epoch, len(curves)), stars=names,
+                         mag_column=mag_column), ensemble)
+    failed = result.failed
     if failed:
         warnings.warn(
             f"{len(failed)} of {len(curves)} light curves could not be processed (NaN returned); "
-            f"first: {failed[0]}",
-            RRLyraeMetallicityWarning,
-            stacklevel=2,
-        )
-    if single:
-        feh, std = feh[0], std[0]
+            f"first: {failed[0]}", RRLyraeMetallicityWarning, stacklevel=2)
+    if is_mapping:
+        columns = empty_feh_columns(len(curves))
+        fill_feh_columns(columns, slice(None), result)
+        return with_feh_columns(Table({"source_id": names}), columns, ensemble)
     if return_std:
-        return feh * u.dex, std * u.dex
-    return feh * u.dex
+        return result.feh * u.dex, result.feh_std * u.dex
+    return result.feh * u.dex
 
 
-def _star_name(lightcurve):
-    """How messages name a single light curve: its ``meta`` id, or "the light curve"."""
-    for key in ("source_id", "name", "id"):
-        if lightcurve.meta.get(key) is not None:
-            return lightcurve.meta[key]
-    return "(the light curve given)"
-
-
-def _column_values(table, name, unit):
-    """A column as float values in ``unit`` (unitless columns assumed in it), NaN where masked."""
-    column = table[name]
-    if getattr(column, "unit", None) is not None:
-        values = u.Quantity(column).to_value(unit)
-    else:
-        values = np.asarray(column, dtype=float)
-    mask = np.ma.getmaskarray(column) if np.ma.isMaskedArray(column) else np.zeros(len(table), bool)
-    values = np.array(values, dtype=float)
-    values[mask] = np.nan
-    return values
-
-
-def _epochs(table, epoch_column):
-    """Epochs of maximum light; bare numbers follow Gaia's BJD(TCB) − 2455197.5 d."""
-    if epoch_column is None or epoch_column not in table.colnames:
-        return [None] * len(table)
-    column = table[epoch_column]
-    if isinstance(column, Time):
-        return [None if np.ma.is_masked(t.jd) else t for t in column]
-    days = _column_values(table, epoch_column, u.day)
-    return [Time(GAIA_TIME_ZERO, d, format="jd", scale="tcb") if np.isfinite(d) else None
-            for d in days]
+def _predict_one(lightcurve, period, epoch, model, return_std, mag_column):
+    """`predict_feh` of a single light curve: raises instead of returning NaN."""
+    name = star_name(lightcurve)
+    days = period_in_days(period).reshape(1)
+    ensemble = load_model(model)
+    result = predict_batch(
+        lightcurve_batch([lightcurve], days, epochs=epoch_times(epoch, 1), stars=[name],
+                         mag_column=mag_column), ensemble)
+    if result.failed:
+        raise result.failed[0]
+    if return_std:
+        return result.feh[0] * u.dex, result.feh_std[0] * u.dex
+    return result.feh[0] * u.dex
 
 
 def add_feh(table, lightcurves, *, id_column="source_id", period_column="pf",
@@ -350,26 +161,29 @@ def add_feh(table, lightcurves, *, id_column="source_id", period_column="pf",
         if name not in table.colnames:
             raise KeyError(f"table has no column {name!r} (columns: {table.colnames})")
     if isinstance(lightcurves, Mapping):
-        ids = list(table[id_column])
-        curves = [lightcurves.get(_plain(i)) for i in ids]
-        _warn_unmatched(lightcurves.keys() - {_plain(i) for i in ids}, id_column)
+        ids = [_plain(i) for i in table[id_column]]
+        curves = [lightcurves.get(i) for i in ids]
+        _warn_unmatched(lightcurves.keys() - set(ids), id_column)
     else:
         curves = list(lightcurves)
         if len(curves) != len(table):
             raise ValueError(f"got {len(curves)} light curves for a table of {len(table)} rows")
-        ids = list(table[id_column]) if id_column in table.colnames else list(range(len(table)))
-    periods = _column_values(table, period_column, u.day)
-    epochs = _epochs(table, epoch_column)
-
-    present = [i for i, c in enumerate(curves) if c is not None]
+        ids = ([_plain(i) for i in table[id_column]] if id_column in table.colnames
+               else list(range(len(table))))
+    periods = period_in_days(table[period_column], count=len(table),
+                             what=f"column {period_column!r}")
+    epochs, has_epoch = epoch_times(
+        table[epoch_column] if epoch_column in table.colnames else None, len(table))
     ensemble = load_model(model)
-    columns = _empty_feh_columns(len(table))
+    columns = empty_feh_columns(len(table))
+    present = [i for i, c in enumerate(curves) if c is not None]
     if present:
-        _fill_feh_columns(columns, present,
-                          _predict_many([curves[i] for i in present], periods[present],
-                                        [epochs[i] for i in present], ensemble, mag_column,
-                                        [_plain(ids[i]) for i in present]))
-    return _with_feh_columns(table, columns, ensemble)
+        batch = lightcurve_batch(
+            [curves[i] for i in present], periods[present],
+            epochs=(epochs[present] if epochs is not None else None, has_epoch[present]),
+            stars=[ids[i] for i in present], mag_column=mag_column)
+        fill_feh_columns(columns, present, predict_batch(batch, ensemble))
+    return with_feh_columns(table, columns, ensemble)
 
 
 def _warn_unmatched(unmatched, id_column):
@@ -381,43 +195,6 @@ def _warn_unmatched(unmatched, id_column):
             RRLyraeMetallicityWarning, stacklevel=3)
 
 
-def _empty_feh_columns(n_rows):
-    """``feh_phot, feh_phot_std, feh_status, feh_domain`` of rows without a light curve."""
-    return {"feh_phot": np.full(n_rows, np.nan), "feh_phot_std": np.full(n_rows, np.nan),
-            "feh_status": np.array(["no_lightcurve"] * n_rows, dtype=object),
-            "feh_domain": np.array([""] * n_rows, dtype=object)}
-
-
-def _fill_feh_columns(columns, rows, predicted):
-    """Write the output of `_predict_many` for ``rows`` into ``columns``."""
-    feh, std, errors, outside = predicted
-    columns["feh_phot"][rows] = feh
-    columns["feh_phot_std"][rows] = std
-    columns["feh_status"][rows] = [STATUS_OK if e is None else e.status for e in errors]
-    columns["feh_domain"][rows] = outside
-
-
-def _with_feh_columns(table, columns, ensemble):
-    """A copy of ``table`` with the [Fe/H] columns, their units and descriptions."""
-    feh, std = columns["feh_phot"], columns["feh_phot_std"]
-    status, domain = columns["feh_status"], columns["feh_domain"]
-    out = table.copy()
-    out["feh_phot"] = feh * u.dex
-    out["feh_phot_std"] = std * u.dex
-    out["feh_status"] = status.astype(str)
-    out["feh_domain"] = domain.astype(str)
-    out["feh_phot"].description = f"photometric [Fe/H], mean of the {ensemble.name} ensemble"
-    out["feh_phot_std"].description = (
-        "uncertainty of feh_phot: the members' spread calibrated on out-of-fold errors"
-        if ensemble.uncertainty_calibration else
-        "spread of the ensemble members' predictions (not calibrated)")
-    out["feh_status"].description = "'ok', or why no [Fe/H] was predicted"
-    out["feh_domain"].description = ("empty, or why the star lies outside the period, amplitude, "
-                                     "epoch-count or phase-coverage range of the training set")
-    out.meta["feh_model"] = ensemble.name
-    return out
-
-
 def _plain(value):
-    """Numpy scalars and Python ints as hashable plain Python values."""
+    """Numpy scalars as plain, hashable Python values."""
     return value.item() if hasattr(value, "item") else value

@@ -15,9 +15,9 @@ from astropy.table import Table
 from astropy.time import Time
 from numpy.typing import ArrayLike
 
-from .inference import _magnitudes, _period_in_days, _phases, predict_feh
+from .adapters import epoch_times, lightcurve_batch, period_in_days
 from .models import load_model
-from .preprocessing import prepare_inputs
+from .pipeline import predict_batch
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -49,9 +49,9 @@ def plot_lightcurve(
 ) -> Axes:
     """Plot a folded light curve, its smoothed curve and its predicted [Fe/H].
 
-    The light curve goes through the package's own pre-processing
-    (`~rrlyrae_metallicity.preprocessing.prepare_inputs` with the model's
-    parameters), so the plot shows what the model sees: the epochs folded
+    The light curve goes once through the package's own prediction
+    (`~rrlyrae_metallicity.pipeline.predict_batch`), so the plot shows what
+    the model sees: the epochs folded
     and aligned on maximum light, and the smoothing spline resampled on the
     model's phase grid.
 
@@ -63,7 +63,7 @@ def plot_lightcurve(
     period : `~astropy.units.Quantity` ['time']
         Pulsation period.
     epoch : `~astropy.time.Time`, optional
-        Passed to `~rrlyrae_metallicity.predict_feh`; phase zero is re-derived
+        Epoch of maximum light, as for `~rrlyrae_metallicity.predict_feh`; phase zero is re-derived
         from the light curve anyway.
     model : str
         ``"default"`` or a name from `~rrlyrae_metallicity.available_models`.
@@ -105,16 +105,15 @@ def plot_lightcurve(
     plt = _pyplot()
     if n_cycles < 1:
         raise ValueError(f"n_cycles must be at least 1, not {n_cycles}")
-    period_days = _period_in_days(period)
-    phase = _phases(lightcurve, period_days, epoch, label)
-    mag = _magnitudes(lightcurve, mag_column, label)
-    config = load_model(model).preprocessing
-    _, (smoothed,), (error,) = prepare_inputs([phase], [mag], [period_days], config,
-                                              stars=[label])
-    if error is not None:
-        raise error
-    feh, feh_std = predict_feh(lightcurve, period, epoch=epoch, model=model, return_std=True,
-                               mag_column=mag_column)
+    period_days = float(period_in_days(period))
+    ensemble = load_model(model)
+    batch = lightcurve_batch([lightcurve], [period_days], epochs=epoch_times(epoch, 1),
+                             stars=[label], mag_column=mag_column)
+    result = predict_batch(batch, ensemble)
+    if result.failed:
+        raise result.failed[0]
+    smoothed, config = result.smoothed[0], ensemble.preprocessing
+    phase, mag = batch.phases[0], batch.mags[0]
 
     # Every finite epoch, on the aligned phase scale of the smoothed curve
     # (the pre-processing merges epochs that share a phase; the plot does not).
@@ -137,8 +136,7 @@ def plot_lightcurve(
         ax.invert_yaxis()
     ax.set_xlabel("phase (maximum light at 0)")
     ax.set_ylabel("magnitude [mag]")
-    value = feh.to_value(u.dex)
-    spread = feh_std.to_value(u.dex)
+    value, spread = result.feh[0], result.feh_std[0]
     title = (f"[Fe/H] = {value:.2f} ± {spread:.2f} dex "
              f"(P = {period_days:.4f} d)")
     ax.set_title(f"{label}: {title}" if label else title)

@@ -2,8 +2,9 @@
 
 A refactoring must not move a served number. This script predicts every
 labelled Gaia star of ``../shared/data/gaia_dr2_rrab_g`` (already-folded
-phases) and the RRab stars of ``../shared/data/sdss_stripe82_rrlyrae`` (raw
-times, g band) through the public API, and writes value, σ, status and domain
+phases), the RRab stars of ``../shared/data/sdss_stripe82_rrlyrae`` (raw
+times, g band) and the embedded example (Gaia files with epochs, through
+``add_feh`` and the chunked catalogue runner) through the public API, and writes value, σ, status and domain
 of each star to an ``.npz`` file, or compares them with one written before::
 
     python scripts/served_predictions.py record runs/served_before.npz
@@ -23,6 +24,9 @@ from astropy.time import Time
 from astropy.timeseries import TimeSeries
 
 from rrlyrae_metallicity import add_feh, available_models
+from rrlyrae_metallicity.catalogue import predict_catalogue
+from rrlyrae_metallicity.cli import example_paths
+from rrlyrae_metallicity.gaia import read_epoch_photometry, read_rrlyrae_parameters
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
@@ -54,12 +58,22 @@ def _stripe82_inputs():
     return table, curves
 
 
+def _example_results(model):
+    """The embedded example through add_feh (with epochs) and the chunked catalogue runner."""
+    photometry, parameters = (str(p) for p in example_paths())
+    stars = read_rrlyrae_parameters(parameters)
+    yield "example-add_feh", add_feh(stars, read_epoch_photometry(photometry), model=model)
+    yield "example-catalogue", predict_catalogue(photometry, stars, model=model, chunk_size=7)
+
+
 def served(models):
-    """Every model's value, σ, status and domain on both data sets, by array name."""
+    """Every model's value, σ, status and domain on every data set, by array name."""
     out = {}
-    for label, (table, curves) in (("gaia", _gaia_inputs()), ("stripe82", _stripe82_inputs())):
-        for model in models:
-            result = add_feh(table, curves, model=model, epoch_column=None)
+    inputs = (("gaia", _gaia_inputs()), ("stripe82", _stripe82_inputs()))
+    for model in models:
+        results = [(label, add_feh(table, curves, model=model, epoch_column=None))
+                   for label, (table, curves) in inputs]
+        for label, result in results + list(_example_results(model)):
             prefix = f"{label}.{model}"
             out[f"{prefix}.feh"] = np.asarray(result["feh_phot"].value, dtype=float)
             out[f"{prefix}.std"] = np.asarray(result["feh_phot_std"].value, dtype=float)

@@ -141,11 +141,10 @@ def test_predict_with_std_matches_members(stars, curves):
     assert std.unit == u.dex and std.value > 0
     model = load_model()
     from rrlyrae_metallicity.preprocessing import model_input, smooth_lightcurve
-    from rrlyrae_metallicity.inference import _phases, _magnitudes
 
     period = stars["pf"][0]
-    curve = smooth_lightcurve(_phases(curves[0], period, None, None),
-                              _magnitudes(curves[0], None, None), model.preprocessing.n_phases)
+    phase = fold_times((curves[0].time - curves[0].time[0]).to_value(u.day), period)
+    curve = smooth_lightcurve(phase, curves[0]["mag"].value, model.preprocessing.n_phases)
     members = model.predict_members(model_input(curve, period, model.preprocessing)[None])
     # The members' outputs are stretched about the median by the manifest's factor.
     stretch = model.manifest["output_stretch"]
@@ -196,10 +195,12 @@ def test_raw_times_and_folded_phases_agree(stars, curves):
     assert a.value == pytest.approx(b.value, abs=0.01)
 
 
-def test_period_must_be_a_time_quantity(curves):
-    with pytest.raises(u.UnitsError, match="period should be a Quantity in units of time"):
-        rm.predict_feh(curves[0], 0.55)
-    with pytest.raises(u.UnitsError):
+def test_period_without_unit_is_days_and_other_units_are_refused(curves):
+    # The package's one rule for numbers without units (rrlyrae_metallicity.adapters).
+    assert rm.predict_feh(curves[0], 0.55) == rm.predict_feh(curves[0], 0.55 * u.day)
+    assert rm.predict_feh(curves[0], 13.2 * u.hour).value == pytest.approx(
+        rm.predict_feh(curves[0], 0.55 * u.day).value, abs=1e-6)
+    with pytest.raises(u.UnitsError, match="period should be in units of time"):
         rm.predict_feh(curves[0], 0.55 * u.m)
 
 
@@ -220,14 +221,15 @@ def test_mag_column_selection(stars, curves):
     curve = curves[0].copy()
     curve.rename_column("mag", "g_mag")
     expected = rm.predict_feh(curves[0], stars["pf"][0] * u.day)
-    # 'g_mag' and 'mag_error' both have unit mag: ambiguous without mag_column.
+    # 'mag_error' has unit mag too, but an uncertainty column is never the magnitudes.
+    assert rm.predict_feh(curve, stars["pf"][0] * u.day).value == pytest.approx(expected.value)
+    # Two magnitude columns: ambiguous without mag_column.
+    curve["r_mag"] = curve["g_mag"] + 0.3 * u.mag
     with pytest.raises(LightCurveError, match="pass mag_column"):
         rm.predict_feh(curve, stars["pf"][0] * u.day)
     assert rm.predict_feh(curve, stars["pf"][0] * u.day, mag_column="g_mag").value == pytest.approx(
         expected.value
     )
-    curve.remove_column("mag_error")
-    assert rm.predict_feh(curve, stars["pf"][0] * u.day).value == pytest.approx(expected.value)
     flux = TimeSeries(time=curve.time, data={"flux": np.ones(len(curve)) * u.electron / u.s})
     with pytest.raises(LightCurveError, match="not magnitudes"):
         rm.predict_feh(flux, stars["pf"][0] * u.day, mag_column="flux")

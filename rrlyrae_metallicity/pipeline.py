@@ -1,0 +1,149 @@
+"""The one prediction core: from a batch of plain arrays to per-star results.
+
+Every entry point (`~rrlyrae_metallicity.predict_feh`,
+`~rrlyrae_metallicity.add_feh`, the catalogue runner, the Dask path, the
+plots) reads its input with `rrlyrae_metallicity.adapters` and then calls
+`predict_batch` once: each star is cleaned, folded and smoothed once
+(`rrlyrae_metallicity.preprocessing`), checked once against the model's
+training domain, and predicted by the ensemble in large batches.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .preprocessing import prepare_inputs
+
+__all__ = ["STATUS_OK", "StarPredictions", "predict_batch", "outside_training_domain"]
+
+#: Value of the ``feh_status`` column for a star with a prediction.
+STATUS_OK = "ok"
+
+# Stars per ONNX Runtime call. Each of the ensemble's sessions keeps an arena
+# as large as its largest batch (about 40 kB per star, 0.4 MB per star for ten
+# members), so this, not the catalogue or chunk size, bounds that memory; it is
+# no slower than larger batches on a CPU.
+ONNX_BATCH = 1024
+
+
+@dataclass
+class StarPredictions:
+    """What the package knows about each star after predicting it.
+
+    Attributes
+    ----------
+    stars : list
+        Name of each star.
+    feh, feh_std : ndarray
+        [Fe/H] and its uncertainty in dex; NaN where no prediction was made.
+    status : ndarray of str
+        `STATUS_OK`, or the star's `~rrlyrae_metallicity.exceptions.LightCurveError` status.
+    domain : ndarray of str
+        Empty, or why the star lies outside the training domain.
+    n_epochs : ndarray of int
+        Usable epochs (finite, distinct phases) that went into the fit; 0
+        where the light curve could not be used.
+    errors : list
+        `None`, or the `~rrlyrae_metallicity.exceptions.LightCurveError` of the star.
+    smoothed : list
+        The `~rrlyrae_metallicity.preprocessing.SmoothedLightCurve` the
+        model saw, or `None`.
+    """
+
+    stars: list
+    feh: np.ndarray
+    feh_std: np.ndarray
+    status: np.ndarray
+    domain: np.ndarray
+    n_epochs: np.ndarray
+    errors: list
+    smoothed: list
+
+    def __len__(self):
+        return len(self.stars)
+
+    @property
+    def failed(self):
+        """The errors of the stars without a prediction."""
+        return [e for e in self.errors if e is not None]
+
+
+def predict_batch(batch, ensemble):
+    """Pre-process and predict every star of a batch; never raises for one bad star.
+
+    Parameters
+    ----------
+    batch : `~rrlyrae_metallicity.adapters.LightCurveBatch`
+        Plain arrays of the stars.
+    ensemble : `~rrlyrae_metallicity.ensemble.FehEnsemble`
+        The model.
+
+    Returns
+    -------
+    `StarPredictions`
+    """
+    n_stars = len(batch)
+    errors = list(batch.errors)
+    readable = [i for i in range(n_stars) if errors[i] is None]
+    inputs = np.zeros((n_stars, ensemble.preprocessing.sequence_length, 2), dtype=np.float32)
+    domain = np.array([""] * n_stars, dtype=object)
+    n_epochs = np.zeros(n_stars, dtype=int)
+    smoothed = [None] * n_stars
+    prepared, curves, failures = prepare_inputs(
+        [batch.phases[i] for i in readable], [batch.mags[i] for i in readable],
+        batch.periods[readable], ensemble.preprocessing,
+        stars=[batch.stars[i] for i in readable])
+    for j, i in enumerate(readable):
+        errors[i] = failures[j]
+        if failures[j] is None:
+            inputs[i] = prepared[j]
+            smoothed[i] = curves[j]
+            n_epochs[i] = curves[j].phase.size
+            domain[i] = outside_training_domain(ensemble.training_domain, batch.periods[i],
+                                                curves[j])
+    good = np.array([e is None for e in errors], dtype=bool)
+    feh = np.full(n_stars, np.nan)
+    std = np.full(n_stars, np.nan)
+    if good.any():
+        members = ensemble.stretch(ensemble.predict_members(inputs[good], batch_size=ONNX_BATCH))
+        feh[good] = ensemble.mean(members)
+        std[good] = ensemble.uncertainty(members)
+    status = np.array([STATUS_OK if e is None else e.status for e in errors], dtype=object)
+    return StarPredictions(stars=list(batch.stars), feh=feh, feh_std=std, status=status,
+                           domain=domain, n_epochs=n_epochs, errors=errors, smoothed=smoothed)
+
+
+def outside_training_domain(domain, period, curve):
+    """Why a star lies outside the training set's ranges ("" when inside).
+
+    Parameters
+    ----------
+    domain : dict
+        The model's ``training_domain`` (ranges of period, amplitude, epoch
+        count and largest phase gap).
+    period : float
+        Days.
+    curve : `~rrlyrae_metallicity.preprocessing.SmoothedLightCurve`
+
+    Returns
+    -------
+    str
+        Reasons separated by ``"; "``.
+    """
+    reasons = []
+    checks = (("period", period, domain.get("period_d"), "d"),
+              ("amplitude", curve.amplitude, domain.get("amplitude_mag"), "mag"))
+    for name, value, limits, unit in checks:
+        if limits is not None and not limits[0] <= value <= limits[1]:
+            reasons.append(f"{name} {value:.3g} {unit} outside {limits[0]:.3g}-{limits[1]:.3g}")
+    n_epochs = domain.get("n_epochs")
+    if n_epochs is not None and curve.phase.size < n_epochs[0]:
+        reasons.append(f"{curve.phase.size} epochs, fewer than the {n_epochs[0]} of training")
+    # Only a larger gap than any training star's matters: a well-covered curve is fine.
+    gap = domain.get("max_phase_gap")
+    if gap is not None and curve.max_phase_gap > gap[1]:
+        reasons.append(f"phase gap {curve.max_phase_gap:.3g} cycles, wider than the "
+                       f"{gap[1]:.3g} of training")
+    return "; ".join(reasons)

@@ -1,0 +1,97 @@
+"""Per-star results as table columns: the last step of every prediction.
+
+`~rrlyrae_metallicity.add_feh`, the catalogue runner and the Dask path fill
+the same columns (`FEH_COLUMNS`) from
+`~rrlyrae_metallicity.pipeline.StarPredictions` and attach them to the
+user's table with `with_feh_columns`, with units and descriptions.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from astropy import units as u
+
+__all__ = ["FEH_COLUMNS", "TEXT_COLUMNS", "empty_feh_columns", "fill_feh_columns", "as_arrays",
+           "with_feh_columns"]
+
+#: Columns added to a star table, in order.
+FEH_COLUMNS = ("feh_phot", "feh_phot_std", "feh_status", "feh_domain", "feh_n_epochs")
+#: Those of `FEH_COLUMNS` that hold text.
+TEXT_COLUMNS = ("feh_status", "feh_domain")
+
+_DTYPES = {"feh_phot": float, "feh_phot_std": float, "feh_status": object,
+           "feh_domain": object, "feh_n_epochs": np.int64}
+
+
+def empty_feh_columns(n_rows):
+    """The result columns of ``n_rows`` stars without a light curve.
+
+    Returns
+    -------
+    dict of str to ndarray
+        NaN values, status ``no_lightcurve``, no domain reason, 0 epochs.
+    """
+    return {"feh_phot": np.full(n_rows, np.nan), "feh_phot_std": np.full(n_rows, np.nan),
+            "feh_status": np.array(["no_lightcurve"] * n_rows, dtype=object),
+            "feh_domain": np.array([""] * n_rows, dtype=object),
+            "feh_n_epochs": np.zeros(n_rows, dtype=np.int64)}
+
+
+def fill_feh_columns(columns, rows, predictions):
+    """Write ``predictions`` into ``columns`` (in place) at ``rows``.
+
+    Parameters
+    ----------
+    columns : dict
+        As made by `empty_feh_columns`.
+    rows : array-like of int or slice
+        Rows of the table that the stars of ``predictions`` fill, in order.
+    predictions : `~rrlyrae_metallicity.pipeline.StarPredictions`
+    """
+    columns["feh_phot"][rows] = predictions.feh
+    columns["feh_phot_std"][rows] = predictions.feh_std
+    columns["feh_status"][rows] = predictions.status
+    columns["feh_domain"][rows] = predictions.domain
+    columns["feh_n_epochs"][rows] = predictions.n_epochs
+
+
+def as_arrays(columns):
+    """``columns`` as plain arrays (text as unicode), e.g. to store them in a file."""
+    return {name: np.asarray(columns[name], dtype=str if name in TEXT_COLUMNS
+                             else _DTYPES[name]) for name in FEH_COLUMNS}
+
+
+def with_feh_columns(table, columns, ensemble):
+    """A copy of ``table`` with the [Fe/H] columns, their units and descriptions.
+
+    Parameters
+    ----------
+    table : `~astropy.table.Table`
+        One row per star.
+    columns : dict
+        As made by `empty_feh_columns` and filled by `fill_feh_columns`.
+    ensemble : `~rrlyrae_metallicity.ensemble.FehEnsemble`
+        The model, named in the table's ``meta["feh_model"]``.
+
+    Returns
+    -------
+    `~astropy.table.Table`
+    """
+    out = table.copy()
+    out["feh_phot"] = np.asarray(columns["feh_phot"], dtype=float) * u.dex
+    out["feh_phot_std"] = np.asarray(columns["feh_phot_std"], dtype=float) * u.dex
+    out["feh_status"] = np.asarray(columns["feh_status"]).astype(str)
+    out["feh_domain"] = np.asarray(columns["feh_domain"]).astype(str)
+    out["feh_n_epochs"] = np.asarray(columns["feh_n_epochs"], dtype=np.int64)
+    out["feh_phot"].description = f"photometric [Fe/H], mean of the {ensemble.name} ensemble"
+    out["feh_phot_std"].description = (
+        "uncertainty of feh_phot: the members' spread calibrated on out-of-fold errors"
+        if ensemble.uncertainty_calibration else
+        "spread of the ensemble members' predictions (not calibrated)")
+    out["feh_status"].description = "'ok', or why no [Fe/H] was predicted"
+    out["feh_domain"].description = ("empty, or why the star lies outside the period, amplitude, "
+                                     "epoch-count or phase-coverage range of the training set")
+    out["feh_n_epochs"].description = ("usable epochs (finite, at distinct phases) the "
+                                       "prediction was made from")
+    out.meta["feh_model"] = ensemble.name
+    return out
