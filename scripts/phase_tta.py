@@ -28,10 +28,10 @@ from rrlyrae_metallicity.stretch import crossfit_stretch
 # ``training`` is not installed: it is imported from the repository root.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from training.calibrate import own_fold_members, recorded_folds, training_inputs  # noqa: E402
 from training.data import DEFAULT_DATA_DIR, density_weights, load_dataset  # noqa: E402
 from training.metrics import regression_metrics  # noqa: E402
-from training.ship import RESULTS_DIR  # noqa: E402
+from training.paths import RESULTS_DIR  # noqa: E402
+from training.served import own_fold_members, recorded_folds, training_inputs  # noqa: E402
 
 __all__ = ["shifted_out_of_fold", "phase_shift_table"]
 

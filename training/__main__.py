@@ -208,7 +208,7 @@ def main(argv=None):
 
         write_report(args.study_dir, args.out, data_dir=args.data_dir, log=log.info)
     elif args.command == "calibrate":
-        from .calibrate import calibrate_shipped
+        from .calibration import calibrate_shipped
         from .data import load_dataset
 
         calibration = calibrate_shipped(args.name, load_dataset(args.data_dir),
@@ -229,8 +229,8 @@ def main(argv=None):
             parser.error("composite needs --name and --components (or --search)")
         manifest = compose(args.name, parse_components(args.components),
                            load_dataset(args.data_dir))
-        print(json.dumps({key: manifest[key] for key in ("output_stretch",
-                                                         "uncertainty_calibration")}, indent=2))
+        print(json.dumps({"output_stretch": manifest.output_stretch,
+                          "uncertainty_calibration": manifest.uncertainty_calibration}, indent=2))
     elif args.command == "domain":
         from .data import load_dataset
         from .ship import update_training_domain

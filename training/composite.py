@@ -4,39 +4,41 @@ A composite model has no ONNX files of its own. Its manifest names its
 components (shipped ensembles of other architectures) and their weights; the
 package averages their members' predictions with those weights
 (`rrlyrae_metallicity.models.FehEnsemble`). It gets its own output stretch and
-uncertainty calibration, fitted here on the components' served out-of-fold
-predictions::
+uncertainty calibration, fitted on the components' served out-of-fold
+predictions (`training.calibration`)::
 
     python -m training composite --name gru_inception --components gru=0.5 inception=0.5
 
 Every star is predicted by the members of its own held-out fold of every
 component (the components may have different folds), so the composite's
 metrics are out-of-fold too. The stretch and the uncertainty are cross-fitted
-on the folds of the first component.
+on the folds of the first component (`training.calibration.calibrate_composite`).
 """
 
 import datetime
 import itertools
-import json
+from pathlib import Path
 
 import numpy as np
 from astropy.table import Table
 
-from rrlyrae_metallicity.models import load_model
-from rrlyrae_metallicity.stretch import apply_stretch, crossfit_stretch, fit_stretch
-from rrlyrae_metallicity.uncertainty import component_spread
+from rrlyrae_metallicity.manifest import MANIFEST_VERSION, ModelManifest
+from rrlyrae_metallicity.stretch import crossfit_stretch
 
-from .calibrate import own_fold_members, recorded_column, recorded_folds, training_inputs
-from .cv import calibration_from_spread
+from .calibration import calibrate_composite, weighted_mean
 from .data import density_weights
-from .metrics import regression_metrics
 from .files import git_commit
-from .ship import MODELS_DIR, RESULTS_DIR
+from .metrics import regression_metrics
+from .paths import MODELS_DIR, RESULTS_DIR
+from .served import own_fold_members, recorded_column, recorded_folds, training_inputs
 
-__all__ = ["compose", "parse_components", "rank_combinations"]
+__all__ = ["MANIFEST_KEYS", "compose", "parse_components", "rank_combinations"]
 
-_SPREAD_MODEL = ("std = scale * hypot(floor_dex, spread of the components' fold means about "
-                 "their weighted mean)")
+#: Keys of a composite's manifest, in the order written (``training_commit`` is
+#: null outside a git checkout).
+MANIFEST_KEYS = ("name", "manifest_version", "architecture", "components", "preprocessing", "onnx",
+                 "training_data", "training_domain", "cv_metrics", "produced_by",
+                 "training_commit", "created", "output_stretch", "uncertainty_calibration")
 
 
 def parse_components(texts):
@@ -61,6 +63,9 @@ def compose(name, components, dataset, *, produced_by=None, models_dir=MODELS_DI
             results_dir=RESULTS_DIR):
     """Write the manifest of a composite model and record its out-of-fold predictions.
 
+    The components are loaded from the package and their manifests read from
+    `training.paths.MODELS_DIR`, where the package keeps them.
+
     Parameters
     ----------
     name : str
@@ -74,13 +79,16 @@ def compose(name, components, dataset, *, produced_by=None, models_dir=MODELS_DI
 
     Returns
     -------
-    dict
+    `~rrlyrae_metallicity.manifest.ModelManifest`
         The manifest written.
     """
+    from rrlyrae_metallicity.models import load_model
+
     if not components or abs(sum(components.values()) - 1) > 1e-9:
         raise ValueError(f"the weights of the components must sum to 1, not {components}")
     parts = {c: load_model(c) for c in components}
-    composites = [c for c, part in parts.items() if part.is_composite]
+    manifests = {c: ModelManifest.read(MODELS_DIR / c / "manifest.json") for c in components}
+    composites = [c for c, manifest in manifests.items() if manifest.is_composite]
     if composites:
         raise ValueError(f"components must be plain ensembles; {composites} are composite")
     first = next(iter(parts.values()))
@@ -94,58 +102,47 @@ def compose(name, components, dataset, *, produced_by=None, models_dir=MODELS_DI
     inputs = training_inputs(dataset, first.preprocessing)
     own_means = {c: own_fold_members(part, inputs, folds[c]).mean(axis=1)
                  for c, part in parts.items()}
-    blend = sum(w * own_means[c] for c, w in components.items())
     stretch_folds = folds[next(iter(components))]
+    output_stretch, calibration, served = calibrate_composite(
+        feh, own_means, components, weights, stretch_folds, first.preprocessing)
 
-    output_stretch = fit_stretch(feh, blend, weights)
-    crossfit, factors = crossfit_stretch(feh, blend, weights, stretch_folds)
-    output_stretch.update(
-        objective="mean squared error + density-weighted mean squared error",
-        crossfit_factors=factors,
-        crossfit_out_of_fold=regression_metrics(feh, crossfit, weights),
-        unstretched_out_of_fold=regression_metrics(feh, blend, weights),
-    )
-    stretched = {c: apply_stretch(m, output_stretch) for c, m in own_means.items()}
-    served = sum(w * stretched[c] for c, w in components.items())
-    spread = component_spread([stretched[c] for c in components], list(components.values()))
-    calibration = calibration_from_spread(served - feh, spread, stretch_folds, _SPREAD_MODEL)
-    calibration["served_preprocessing"] = first.preprocessing.to_dict()
-    calibration["served_out_of_fold"] = regression_metrics(feh, served, weights)
-
-    manifest = {
-        "name": name,
-        "manifest_version": 1,
-        "architecture": "+".join(components),
-        "components": [{"name": c, "weight": w} for c, w in components.items()],
-        "preprocessing": first.preprocessing.to_dict(),
-        "onnx": first.manifest["onnx"],
-        "training_data": first.manifest["training_data"],
-        "training_domain": _common_domain([p.training_domain for p in parts.values()]),
-        "cv_metrics": {
-            "pooled_out_of_fold": regression_metrics(feh, blend, weights),
+    first_manifest = next(iter(manifests.values()))
+    manifest = ModelManifest(
+        name=name,
+        manifest_version=MANIFEST_VERSION,
+        architecture="+".join(components),
+        components=[{"name": c, "weight": w} for c, w in components.items()],
+        preprocessing=first.preprocessing.to_dict(),
+        onnx=first_manifest.onnx,
+        training_data=first_manifest.training_data,
+        training_domain=_common_domain([m.training_domain or {} for m in manifests.values()]),
+        cv_metrics={
+            "pooled_out_of_fold": regression_metrics(feh, weighted_mean(own_means, components),
+                                                     weights),
             "pooled_peer": regression_metrics(feh, dataset.feh_peer, weights),
             "components_out_of_fold": {c: regression_metrics(feh, m, weights)
                                        for c, m in own_means.items()},
             "n_stars": len(dataset),
         },
-        "produced_by": produced_by or "python -m training composite --name " + name
+        produced_by=produced_by or "python -m training composite --name " + name
         + " --components " + " ".join(f"{c}={w}" for c, w in components.items()),
-        "training_commit": git_commit(),
-        "created": datetime.date.today().isoformat(),
-        "output_stretch": output_stretch,
-        "uncertainty_calibration": calibration,
-    }
-    target = models_dir / name
+        training_commit=git_commit(),
+        created=datetime.date.today().isoformat(),
+        output_stretch=output_stretch,
+        uncertainty_calibration=calibration,
+        key_order=MANIFEST_KEYS,
+    )
+    target = Path(models_dir) / name
     target.mkdir(parents=True, exist_ok=True)
-    (target / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    manifest.write(target / "manifest.json")
 
     recorded = Table({"source_id": dataset.stars["source_id"], "fold": stretch_folds})
     for c in components:
         recorded[f"feh_{c}"] = own_means[c]
         recorded[f"fold_{c}"] = folds[c]
     recorded["feh_pred"] = served
-    (results_dir / name).mkdir(parents=True, exist_ok=True)
-    recorded.write(results_dir / name / "oof_predictions.ecsv", overwrite=True)
+    (Path(results_dir) / name).mkdir(parents=True, exist_ok=True)
+    recorded.write(Path(results_dir) / name / "oof_predictions.ecsv", overwrite=True)
     return manifest
 
 

@@ -29,12 +29,13 @@ from astropy.table import Table
 
 from rrlyrae_metallicity.preprocessing import PreprocessingConfig
 
+from .calibration import uncertainty_calibration
 from .data import augmented_inputs, density_weights, preprocess
 from .files import write_json
 from .folds import strata, stratified_folds
 from .metrics import regression_metrics, summarise_folds
 
-__all__ = ["TrainingConfig", "run_cross_validation", "uncertainty_calibration", "member_file"]
+__all__ = ["TrainingConfig", "run_cross_validation", "member_file"]
 
 
 @dataclass
@@ -206,71 +207,6 @@ def _predict(model, inputs, batch_size=2048):
         np.asarray(model(inputs[i:i + batch_size], training=False)).ravel()
         for i in range(0, len(inputs), batch_size)
     ]) if len(inputs) else np.empty(0)
-
-
-def uncertainty_calibration(feh, oof_members, folds):
-    """Calibrate the ensemble's uncertainty on out-of-fold errors, and check it.
-
-    Parameters
-    ----------
-    feh : ndarray, shape (n_stars,)
-        Labels.
-    oof_members : ndarray, shape (n_stars, members_per_fold)
-        Out-of-fold prediction of each member of the star's own fold.
-    folds : ndarray of int
-        Fold of every star.
-
-    Returns
-    -------
-    dict
-        The `~rrlyrae_metallicity.uncertainty.fit_calibration` fitted on all
-        stars (what ships with the model), and the coverage of ``|error| <
-        std`` and ``< 2 std`` when each fold is predicted with a calibration
-        fitted on the other folds only (cross-fitted, so not flattered).
-    """
-    errors = oof_members.mean(axis=1) - feh
-    if oof_members.shape[1] > 1:
-        spread = oof_members.std(axis=1, ddof=1)
-    else:
-        spread = np.zeros(len(feh))
-    return calibration_from_spread(errors, spread, folds,
-                                   "std = scale * hypot(floor_dex, within-fold spread of the members)")
-
-
-def calibration_from_spread(errors, spread, folds, model):
-    """Fit the uncertainty model on out-of-fold errors and spreads, and check it cross-fitted.
-
-    Parameters
-    ----------
-    errors, spread : ndarray, shape (n_stars,)
-        Out-of-fold error and spread statistic of every star (dex).
-    folds : ndarray of int
-        Fold of every star: each fold is scored with a calibration fitted on
-        the other folds only.
-    model : str
-        The formula, recorded with the calibration.
-
-    Returns
-    -------
-    dict
-        See `uncertainty_calibration`.
-    """
-    from rrlyrae_metallicity import uncertainty
-
-    std = np.empty(len(errors))
-    for k in np.unique(folds):
-        held_out = folds == k
-        fitted = uncertainty.fit_calibration(errors[~held_out], spread[~held_out])
-        std[held_out] = uncertainty.calibrated_std(spread[held_out], fitted)
-    return {
-        **uncertainty.fit_calibration(errors, spread),
-        "model": model,
-        "crossfit_coverage_1std": uncertainty.coverage(errors, std),
-        "crossfit_coverage_2std": uncertainty.coverage(errors, std, 2.0),
-        "crossfit_median_std_dex": float(np.median(std)),
-        "uncalibrated_coverage_1std": uncertainty.coverage(errors, spread),
-        "uncalibrated_median_spread_dex": float(np.median(spread)),
-    }
 
 
 def run_cross_validation(dataset, config, run_dir, *, export=True, log=print, only_folds=None,

@@ -8,21 +8,26 @@ from pathlib import Path
 import numpy as np
 from astropy.table import Table
 
+from rrlyrae_metallicity.manifest import MANIFEST_VERSION, ModelManifest
 from rrlyrae_metallicity.preprocessing import PreprocessingConfig, prepare_inputs
 
 from .cv import member_file
 from .export import INPUT_NAME, OPSET
 from .files import git_commit, sha256
+from .paths import MODELS_DIR, RESULTS_DIR
 
-__all__ = ["MODELS_DIR", "RESULTS_DIR", "ship_run", "record_results", "data_domain",
-           "update_training_domain"]
-
-MODELS_DIR = Path(__file__).resolve().parents[1] / "rrlyrae_metallicity" / "data" / "models"
-RESULTS_DIR = Path(__file__).resolve().parent / "results"
+__all__ = ["MANIFEST_KEYS", "ship_run", "record_results", "data_domain", "update_training_domain"]
 
 # Columns of the out-of-fold table kept in the repository: our predictions only,
 # never the shared data's labels or light curves (joined back on source_id).
 _RECORDED_COLUMNS = ("source_id", "fold", "feh_pred", "feh_pred_members", "amplitude")
+
+#: Keys of a shipped ensemble's manifest, in the order written. Listed, so that
+#: a run made before the uncertainty calibration existed, or a checkout without
+#: git, still records ``uncertainty_calibration`` and ``training_commit`` (null).
+MANIFEST_KEYS = ("name", "manifest_version", "architecture", "preprocessing", "onnx", "members",
+                 "training_data", "training_domain", "training_config", "cv_metrics",
+                 "uncertainty_calibration", "produced_by", "training_commit", "created")
 
 TRAINING_DATA = {
     "name": "gaia_dr2_rrab_g",
@@ -103,11 +108,12 @@ def update_training_domain(name, dataset, *, models_dir=MODELS_DIR):
         The ``training_domain`` written.
     """
     path = Path(models_dir) / name / "manifest.json"
-    manifest = json.loads(path.read_text())
-    domain = manifest.setdefault("training_domain", {})
-    domain.update(data_domain(dataset, manifest["preprocessing"]))
-    path.write_text(json.dumps(manifest, indent=2) + "\n")
-    return domain
+    manifest = ModelManifest.read(path)
+    if manifest.training_domain is None:
+        manifest.training_domain = {}
+    manifest.training_domain.update(data_domain(dataset, manifest.preprocessing))
+    manifest.write(path)
+    return manifest.training_domain
 
 
 def ship_run(run_dir, name, *, produced_by=None, make_default=False, data_dir=None,
@@ -165,27 +171,28 @@ def ship_run(run_dir, name, *, produced_by=None, make_default=False, data_dir=No
     data_dir = Path(data_dir or DEFAULT_DATA_DIR)
     has_data = (data_dir / "stars.ecsv").exists() and (data_dir / "lightcurves.ecsv").exists()
     dataset = load_dataset(data_dir) if has_data else None
-    manifest = {
-        "name": name,
-        "manifest_version": 1,
-        "architecture": config["architecture"],
-        "preprocessing": config["preprocessing"],
-        "onnx": {"input_name": INPUT_NAME, "opset": OPSET},
-        "members": members,
-        "training_data": TRAINING_DATA,
-        "training_domain": _training_domain(run_dir, dataset),
-        "training_config": config,
-        "cv_metrics": {key: metrics[key] for key in
-                       ("validation", "training", "peer_same_folds", "pooled_out_of_fold",
-                        "pooled_peer", "n_stars", "wall_time_s")},
-        # Read by rrlyrae_metallicity.uncertainty at prediction time (absent for
+    manifest = ModelManifest(
+        name=name,
+        manifest_version=MANIFEST_VERSION,
+        architecture=config["architecture"],
+        preprocessing=config["preprocessing"],
+        onnx={"input_name": INPUT_NAME, "opset": OPSET},
+        members=members,
+        training_data=TRAINING_DATA,
+        training_domain=_training_domain(run_dir, dataset),
+        training_config=config,
+        cv_metrics={key: metrics[key] for key in
+                    ("validation", "training", "peer_same_folds", "pooled_out_of_fold",
+                     "pooled_peer", "n_stars", "wall_time_s")},
+        # Read by rrlyrae_metallicity.uncertainty at prediction time (null for
         # runs made before the calibration existed: the raw spread is reported).
-        "uncertainty_calibration": metrics.get("uncertainty"),
-        "produced_by": produced_by or f"python -m training cv --run-dir {run_dir}",
-        "training_commit": git_commit(),
-        "created": datetime.date.today().isoformat(),
-    }
-    (target / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+        uncertainty_calibration=metrics.get("uncertainty"),
+        produced_by=produced_by or f"python -m training cv --run-dir {run_dir}",
+        training_commit=git_commit(),
+        created=datetime.date.today().isoformat(),
+        key_order=MANIFEST_KEYS,
+    )
+    manifest.write(target / "manifest.json")
     if make_default:
         (models_dir / "default.json").write_text(json.dumps({"default": name}, indent=2) + "\n")
     return target / "manifest.json"

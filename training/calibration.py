@@ -1,0 +1,278 @@
+"""Every calibration the training module fits: the output stretch and the uncertainty.
+
+Two things are fitted on out-of-fold predictions and shipped in a model's
+manifest, so that what a user gets is calibrated on stars the model never saw:
+
+- the stretch of the predictions about their median
+  (`rrlyrae_metallicity.stretch`, ``output_stretch``), which undoes the
+  regression towards the mean of the labels;
+- the uncertainty model (`rrlyrae_metallicity.uncertainty`,
+  ``uncertainty_calibration``): ``feh_phot_std`` from the spread of the
+  members (a plain ensemble) or of the components (a composite), checked
+  cross-fitted, each fold scored with a calibration fitted on the others.
+
+`training.cv` calibrates the uncertainty of every run on its own out-of-fold
+members (`uncertainty_calibration`). `calibrate_shipped` does both fits again
+for a model already in the package, through the package's own pre-processing
+and ONNX members: what a user gets. It is needed when the serving
+pre-processing differs from the one the model was trained with (the first
+``gru`` model was trained with the ``scipy_gcv`` smoother and is served with
+the vectorised one) and it checks the calibration of any shipped model::
+
+    python -m training calibrate --name gru
+
+It first fits the stretch (``--no-stretch`` removes it), then the uncertainty
+on the stretched predictions. Each star is predicted by the members of the
+fold that held it out (the manifest gives every member's fold;
+``training/results/<name>`` every star's), so the errors are out-of-fold.
+`training.composite` fits a composite's with `calibrate_composite`.
+"""
+
+from pathlib import Path
+
+import numpy as np
+
+from rrlyrae_metallicity import uncertainty
+from rrlyrae_metallicity.manifest import ModelManifest
+from rrlyrae_metallicity.stretch import apply_stretch, crossfit_stretch, fit_stretch
+
+from .data import density_weights
+from .metrics import regression_metrics
+from .paths import MODELS_DIR, RESULTS_DIR
+from .served import recorded_folds, served_out_of_fold
+
+__all__ = ["MEMBER_SPREAD_MODEL", "COMPONENT_SPREAD_MODEL", "STRETCH_OBJECTIVE",
+           "calibration_from_spread", "uncertainty_calibration", "fit_output_stretch",
+           "weighted_mean", "calibrate_ensemble", "calibrate_composite", "calibrate_shipped"]
+
+#: The uncertainty formula of a plain ensemble, recorded with its calibration.
+MEMBER_SPREAD_MODEL = "std = scale * hypot(floor_dex, within-fold spread of the members)"
+#: The uncertainty formula of a composite, recorded with its calibration.
+COMPONENT_SPREAD_MODEL = ("std = scale * hypot(floor_dex, spread of the components' fold means "
+                          "about their weighted mean)")
+#: What the output stretch minimises, recorded with it.
+STRETCH_OBJECTIVE = "mean squared error + density-weighted mean squared error"
+
+
+def calibration_from_spread(errors, spread, folds, model):
+    """Fit the uncertainty model on out-of-fold errors and spreads, and check it cross-fitted.
+
+    Parameters
+    ----------
+    errors, spread : ndarray, shape (n_stars,)
+        Out-of-fold error and spread statistic of every star (dex).
+    folds : ndarray of int
+        Fold of every star: each fold is scored with a calibration fitted on
+        the other folds only.
+    model : str
+        The formula, recorded with the calibration.
+
+    Returns
+    -------
+    dict
+        The `~rrlyrae_metallicity.uncertainty.fit_calibration` fitted on all
+        stars (what ships with the model), and the coverage of ``|error| <
+        std`` and ``< 2 std`` when each fold is predicted with a calibration
+        fitted on the other folds only (cross-fitted, so not flattered).
+    """
+    std = np.empty(len(errors))
+    for k in np.unique(folds):
+        held_out = folds == k
+        fitted = uncertainty.fit_calibration(errors[~held_out], spread[~held_out])
+        std[held_out] = uncertainty.calibrated_std(spread[held_out], fitted)
+    return {
+        **uncertainty.fit_calibration(errors, spread),
+        "model": model,
+        "crossfit_coverage_1std": uncertainty.coverage(errors, std),
+        "crossfit_coverage_2std": uncertainty.coverage(errors, std, 2.0),
+        "crossfit_median_std_dex": float(np.median(std)),
+        "uncalibrated_coverage_1std": uncertainty.coverage(errors, spread),
+        "uncalibrated_median_spread_dex": float(np.median(spread)),
+    }
+
+
+def uncertainty_calibration(feh, oof_members, folds):
+    """Calibrate an ensemble's uncertainty on out-of-fold errors, and check it.
+
+    Parameters
+    ----------
+    feh : ndarray, shape (n_stars,)
+        Labels.
+    oof_members : ndarray, shape (n_stars, members_per_fold)
+        Out-of-fold prediction of each member of the star's own fold.
+    folds : ndarray of int
+        Fold of every star.
+
+    Returns
+    -------
+    dict
+        See `calibration_from_spread`; the spread is that of the members of
+        the star's fold (0 with one member per fold).
+    """
+    errors = oof_members.mean(axis=1) - feh
+    if oof_members.shape[1] > 1:
+        spread = oof_members.std(axis=1, ddof=1)
+    else:
+        spread = np.zeros(len(feh))
+    return calibration_from_spread(errors, spread, folds, MEMBER_SPREAD_MODEL)
+
+
+def fit_output_stretch(feh, prediction, weights, folds):
+    """Fit the output stretch on out-of-fold predictions, and score it cross-fitted.
+
+    Parameters
+    ----------
+    feh, prediction, weights : ndarray, shape (n_stars,)
+        Labels, out-of-fold predictions and density weights.
+    folds : ndarray of int
+        Fold of every star, for the cross-fitted check.
+
+    Returns
+    -------
+    dict
+        `~rrlyrae_metallicity.stretch.fit_stretch` fitted on all stars (what
+        ships), with the objective, the factors fitted without each fold, and
+        the metrics of the cross-fitted and of the unstretched predictions.
+    """
+    stretch = fit_stretch(feh, prediction, weights)
+    crossfit, factors = crossfit_stretch(feh, prediction, weights, folds)
+    stretch.update(
+        objective=STRETCH_OBJECTIVE,
+        crossfit_factors=factors,
+        crossfit_out_of_fold=regression_metrics(feh, crossfit, weights),
+        unstretched_out_of_fold=regression_metrics(feh, prediction, weights),
+    )
+    return stretch
+
+
+def weighted_mean(predictions, components):
+    """The weighted mean a composite serves.
+
+    Parameters
+    ----------
+    predictions : dict
+        Component name → predictions.
+    components : dict
+        Component name → weight (summing to 1), in the composite's order.
+
+    Returns
+    -------
+    ndarray
+    """
+    return sum(weight * predictions[name] for name, weight in components.items())
+
+
+def _with_served(calibration, preprocessing, feh, served, weights):
+    """Record the pre-processing and the out-of-fold metrics the calibration was fitted with."""
+    calibration["served_preprocessing"] = preprocessing.to_dict()
+    calibration["served_out_of_fold"] = regression_metrics(feh, served, weights)
+    return calibration
+
+
+def calibrate_ensemble(feh, own, folds, weights, preprocessing, *, stretch=True):
+    """Output stretch and uncertainty of a plain ensemble from its served out-of-fold members.
+
+    Parameters
+    ----------
+    feh, weights : ndarray, shape (n_stars,)
+        Labels and density weights.
+    own : ndarray, shape (n_stars, members_per_fold)
+        Served prediction of every member of each star's own fold
+        (`training.served.served_out_of_fold`).
+    folds : ndarray of int
+        Fold of every star.
+    preprocessing : `~rrlyrae_metallicity.preprocessing.PreprocessingConfig`
+        The pre-processing the predictions were served with (recorded).
+    stretch : bool
+        Fit the output stretch; if false, the predictions stay unstretched.
+
+    Returns
+    -------
+    output_stretch : dict or None
+        `fit_output_stretch`, or `None` without ``stretch``.
+    calibration : dict
+        `uncertainty_calibration` of the (stretched) members, with
+        ``served_preprocessing`` and ``served_out_of_fold``.
+    """
+    output_stretch = None
+    if stretch:
+        output_stretch = fit_output_stretch(feh, own.mean(axis=1), weights, folds)
+        own = apply_stretch(own, output_stretch)
+    calibration = uncertainty_calibration(feh, own, folds)
+    return output_stretch, _with_served(calibration, preprocessing, feh, own.mean(axis=1),
+                                        weights)
+
+
+def calibrate_composite(feh, own_means, components, weights, folds, preprocessing):
+    """Output stretch and uncertainty of a weighted mean of shipped ensembles.
+
+    Parameters
+    ----------
+    feh, weights : ndarray, shape (n_stars,)
+        Labels and density weights.
+    own_means : dict
+        Component name → its out-of-fold mean (each star by its own fold's
+        members of that component).
+    components : dict
+        Component name → weight (summing to 1).
+    folds : ndarray of int
+        The folds the stretch and the uncertainty are cross-fitted on.
+    preprocessing : `~rrlyrae_metallicity.preprocessing.PreprocessingConfig`
+        The components' shared pre-processing (recorded).
+
+    Returns
+    -------
+    output_stretch : dict
+        `fit_output_stretch` of the weighted mean.
+    calibration : dict
+        `calibration_from_spread` on the spread of the stretched components
+        about their weighted mean, with ``served_preprocessing`` and
+        ``served_out_of_fold``.
+    served : ndarray, shape (n_stars,)
+        The stretched weighted mean: what the composite serves.
+    """
+    output_stretch = fit_output_stretch(feh, weighted_mean(own_means, components), weights,
+                                        folds)
+    stretched = {c: apply_stretch(m, output_stretch) for c, m in own_means.items()}
+    served = weighted_mean(stretched, components)
+    spread = uncertainty.component_spread([stretched[c] for c in components],
+                                          list(components.values()))
+    calibration = calibration_from_spread(served - feh, spread, folds, COMPONENT_SPREAD_MODEL)
+    return output_stretch, _with_served(calibration, preprocessing, feh, served, weights), served
+
+
+def calibrate_shipped(name, dataset, *, stretch=True, models_dir=MODELS_DIR,
+                      results_dir=RESULTS_DIR):
+    """Write ``output_stretch`` and ``uncertainty_calibration`` into a shipped manifest.
+
+    Parameters
+    ----------
+    name : str
+        A model in ``models_dir``, with recorded results in ``results_dir``.
+    dataset : `training.data.Dataset`
+        The training set the model was cross-validated on.
+    stretch : bool
+        Fit the output stretch; if false, remove any from the manifest.
+
+    Returns
+    -------
+    dict
+        ``output_stretch`` (or `None`) and ``uncertainty_calibration`` as written.
+    """
+    from rrlyrae_metallicity.models import load_model
+
+    folds = recorded_folds(name, dataset, results_dir)
+    ensemble = load_model(name)
+    own = served_out_of_fold(ensemble, dataset, folds)
+    output_stretch, calibration = calibrate_ensemble(
+        dataset.feh, own, folds, density_weights(dataset.feh), ensemble.preprocessing,
+        stretch=stretch)
+
+    path = Path(models_dir) / name / "manifest.json"
+    manifest = ModelManifest.read(path)
+    # Dropped first, so that a new stretch is written last, after the file's keys.
+    manifest.drop("output_stretch")
+    manifest.output_stretch = output_stretch
+    manifest.uncertainty_calibration = calibration
+    manifest.write(path)
+    return {"output_stretch": output_stretch, "uncertainty_calibration": calibration}

@@ -1,0 +1,112 @@
+"""Out-of-fold predictions of shipped models: as recorded, and as the package serves them.
+
+A shipped model's recorded results (``training/results/<name>``, written by
+`training.ship.record_results`) give every training star's fold. Predicting a
+star with the members of the fold that held it out, through the package's own
+pre-processing and ONNX members, gives what a user gets for a star the model
+never saw: the predictions the calibrations are fitted on.
+"""
+
+import numpy as np
+from astropy.table import Table
+
+from rrlyrae_metallicity.preprocessing import prepare_inputs
+
+from .paths import RESULTS_DIR
+
+__all__ = ["recorded_column", "recorded_folds", "training_inputs", "own_fold_members",
+           "served_out_of_fold"]
+
+
+def recorded_column(name, dataset, column, results_dir=RESULTS_DIR):
+    """A column of the recorded out-of-fold table of model ``name``, in ``dataset``'s order.
+
+    Parameters
+    ----------
+    name : str
+        A model with recorded results in ``results_dir``.
+    dataset : `training.data.Dataset`
+    column : str
+        e.g. ``"fold"`` or ``"feh_pred"``.
+    results_dir : path-like
+
+    Returns
+    -------
+    ndarray
+    """
+    recorded = Table.read(results_dir / name / "oof_predictions.ecsv")
+    order = {int(s): i for i, s in enumerate(recorded["source_id"])}
+    return np.asarray(recorded[column])[[order[int(s)] for s in dataset.stars["source_id"]]]
+
+
+def recorded_folds(name, dataset, results_dir=RESULTS_DIR):
+    """Fold of every star of ``dataset`` in the recorded run of shipped model ``name``."""
+    return recorded_column(name, dataset, "fold", results_dir)
+
+
+def training_inputs(dataset, preprocessing):
+    """Model inputs of every training star through the package's pre-processing.
+
+    Parameters
+    ----------
+    dataset : `training.data.Dataset`
+    preprocessing : `~rrlyrae_metallicity.preprocessing.PreprocessingConfig`
+
+    Returns
+    -------
+    ndarray, shape (n_stars, length, 2)
+
+    Raises
+    ------
+    RuntimeError
+        If any training light curve fails: every star must be predicted.
+    """
+    inputs, _, errors = prepare_inputs(dataset.phases, dataset.mags, dataset.periods,
+                                       preprocessing)
+    failed = [e for e in errors if e is not None]
+    if failed:
+        raise RuntimeError(f"{len(failed)} training light curves failed: {failed[:3]}")
+    return inputs
+
+
+def own_fold_members(ensemble, inputs, folds):
+    """Prediction of every member of each star's own (held-out) fold.
+
+    Parameters
+    ----------
+    ensemble : `rrlyrae_metallicity.models.FehEnsemble`
+        A plain ensemble with the same number of members in every fold.
+    inputs : ndarray, shape (n_stars, length, 2)
+    folds : ndarray of int
+        Fold of every star.
+
+    Returns
+    -------
+    ndarray, shape (n_stars, members_per_fold)
+    """
+    member_folds = np.array(ensemble.member_folds)
+    predictions = ensemble.predict_members(inputs)
+    per_fold = np.bincount(member_folds)
+    if len(set(per_fold)) != 1:
+        raise ValueError("every fold must have the same number of members")
+    own = np.empty((len(inputs), per_fold[0]))
+    for k in range(len(per_fold)):
+        own[folds == k] = predictions[member_folds == k][:, folds == k].T
+    return own
+
+
+def served_out_of_fold(ensemble, dataset, folds):
+    """Out-of-fold prediction of every member of a star's own fold, as served.
+
+    Parameters
+    ----------
+    ensemble : `rrlyrae_metallicity.models.FehEnsemble`
+    dataset : `training.data.Dataset`
+    folds : ndarray of int
+        Fold of every star of ``dataset``.
+
+    Returns
+    -------
+    ndarray, shape (n_stars, members_per_fold)
+    """
+    return own_fold_members(ensemble, training_inputs(dataset, ensemble.preprocessing), folds)
