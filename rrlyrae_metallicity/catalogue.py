@@ -29,7 +29,7 @@ from astropy.table import Table
 from .adapters import epoch_times, gaia_arrays_batch, period_in_days
 from .exceptions import RRLyraeMetallicityError
 from .gaia import iter_epoch_arrays
-from .models import load_model
+from .ensemble import load_model
 from .pipeline import predict_batch
 from .results import FEH_COLUMNS, as_arrays, empty_feh_columns, fill_feh_columns, with_feh_columns
 

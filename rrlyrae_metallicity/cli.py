@@ -106,7 +106,8 @@ def _period_days(text):
 
 
 def _models(args):
-    from .models import available_models, default_model_name, load_model
+    from .ensemble import load_model
+    from .registry import available_models, default_model_name
 
     default = default_model_name()
     for name in available_models():

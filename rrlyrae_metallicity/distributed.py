@@ -20,7 +20,7 @@ from astropy.table import Table
 from .catalogue import StarPlan, predict_chunk
 from .exceptions import InputFormatError
 from .gaia import epoch_arrays
-from .models import load_model
+from .ensemble import load_model
 from .results import FEH_COLUMNS, empty_feh_columns, with_feh_columns
 
 __all__ = ["predict_feh_dask"]

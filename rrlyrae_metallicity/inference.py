@@ -20,7 +20,7 @@ from .adapters import (
     star_name,
 )
 from .exceptions import RRLyraeMetallicityWarning
-from .models import load_model
+from .ensemble import load_model
 from .pipeline import STATUS_OK, predict_batch
 from .results import empty_feh_columns, fill_feh_columns, with_feh_columns
 
@@ -28,7 +28,7 @@ __all__ = ["predict_feh", "add_feh", "STATUS_OK"]
 
 
 def predict_feh(lightcurve, period, *, epoch=None, model="default", return_std=False,
-                mag_column=None):
+                mag_column=None, providers=None):
     """Photometric metallicity [Fe/H] of RRab stars from their G-band light curves.
 
     Parameters
@@ -52,7 +52,12 @@ def predict_feh(lightcurve, period, *, epoch=None, model="default", return_std=F
         without a calibration in its manifest.
     mag_column : str, optional
         Name of the magnitude column (default: ``mag``, or the one column in
-        mag units).
+        mag units, or the one named ``*mag``; uncertainty columns such as
+        ``mag_error`` are never taken).
+    providers : sequence of str, optional
+        ONNX Runtime execution providers, most preferred first, e.g.
+        ``["CPUExecutionProvider"]``; by default ``conf.providers``, or CUDA
+        when ONNX Runtime offers it, then the CPU.
 
     Returns
     -------
@@ -84,12 +89,13 @@ def predict_feh(lightcurve, period, *, epoch=None, model="default", return_std=F
     Unit("dex")
     """
     if isinstance(lightcurve, Table):
-        return _predict_one(lightcurve, period, epoch, model, return_std, mag_column)
+        return _predict_one(lightcurve, period, epoch, load_model(model, providers=providers),
+                            return_std, mag_column)
     curves, names, is_mapping = as_named_collection(lightcurve)
     if isinstance(period, Mapping) and is_mapping:
         period = [period.get(name) for name in names]
     periods = period_in_days(period, count=len(curves))
-    ensemble = load_model(model)
+    ensemble = load_model(model, providers=providers)
     result = predict_batch(
         lightcurve_batch(curves, periods, epochs=epoch_times(epoch, len(curves)), stars=names,
                          mag_column=mag_column), ensemble)
@@ -107,11 +113,10 @@ def predict_feh(lightcurve, period, *, epoch=None, model="default", return_std=F
     return result.feh * u.dex
 
 
-def _predict_one(lightcurve, period, epoch, model, return_std, mag_column):
+def _predict_one(lightcurve, period, epoch, ensemble, return_std, mag_column):
     """`predict_feh` of a single light curve: raises instead of returning NaN."""
     name = star_name(lightcurve)
     days = period_in_days(period).reshape(1)
-    ensemble = load_model(model)
     result = predict_batch(
         lightcurve_batch([lightcurve], days, epochs=epoch_times(epoch, 1), stars=[name],
                          mag_column=mag_column), ensemble)
@@ -123,7 +128,7 @@ def _predict_one(lightcurve, period, epoch, model, return_std, mag_column):
 
 
 def add_feh(table, lightcurves, *, id_column="source_id", period_column="pf",
-            epoch_column="epoch_g", model="default", mag_column=None):
+            epoch_column="epoch_g", model="default", mag_column=None, providers=None):
     """Return ``table`` with photometric [Fe/H] columns added, every row kept in order.
 
     Parameters
@@ -146,6 +151,8 @@ def add_feh(table, lightcurves, *, id_column="source_id", period_column="pf",
         ``"default"`` or a name from `~rrlyrae_metallicity.available_models`.
     mag_column : str, optional
         Magnitude column of the light curves.
+    providers : sequence of str, optional
+        ONNX Runtime execution providers, as for `predict_feh`.
 
     Returns
     -------
@@ -174,7 +181,7 @@ def add_feh(table, lightcurves, *, id_column="source_id", period_column="pf",
                              what=f"column {period_column!r}")
     epochs, has_epoch = epoch_times(
         table[epoch_column] if epoch_column in table.colnames else None, len(table))
-    ensemble = load_model(model)
+    ensemble = load_model(model, providers=providers)
     columns = empty_feh_columns(len(table))
     present = [i for i, c in enumerate(curves) if c is not None]
     if present:

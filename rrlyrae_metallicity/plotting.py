@@ -16,7 +16,7 @@ from astropy.time import Time
 from numpy.typing import ArrayLike
 
 from .adapters import epoch_times, lightcurve_batch, period_in_days
-from .models import load_model
+from .ensemble import load_model
 from .pipeline import predict_batch
 
 if TYPE_CHECKING:

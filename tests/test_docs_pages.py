@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from rrlyrae_metallicity import models
+from rrlyrae_metallicity import models, registry
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 if not (DOCS / "_ext" / "generated_pages.py").is_file():
@@ -22,7 +22,7 @@ def two_models(tmp_path, monkeypatch):
     shipped = models.default_model_name()
     root = tmp_path / "models"
     (root / shipped).mkdir(parents=True)
-    manifest = json.loads((models._models_dir() / shipped / "manifest.json").read_text())
+    manifest = json.loads((registry.models_directory() / shipped / "manifest.json").read_text())
     (root / shipped / "manifest.json").write_text(json.dumps(manifest))
     # fcn has no uncertainty calibration: its page must say so.
     other = dict(manifest, name="fcn", architecture="fcn",
@@ -32,7 +32,7 @@ def two_models(tmp_path, monkeypatch):
     (root / "fcn").mkdir()
     (root / "fcn" / "manifest.json").write_text(json.dumps(other))
     (root / "default.json").write_text(json.dumps({"default": "fcn"}))
-    monkeypatch.setattr(models, "_models_dir", lambda: root)
+    monkeypatch.setattr(registry, "models_directory", lambda: root)
     # No recorded training results for fcn: the page falls back to the manifest.
     results = tmp_path / "results"
     if (generated_pages.RESULTS / shipped).is_dir():
@@ -50,7 +50,7 @@ def test_model_card_lists_every_shipped_model_and_marks_the_default(two_models, 
     assert f"``{two_models}``\n-----" in text
     # Both get the accuracy table next to the peer's, from results or manifest.
     assert text.count("peer (pooled)") == 2
-    rmse = json.loads((models._models_dir() / two_models / "manifest.json").read_text())
+    rmse = json.loads((registry.models_directory() / two_models / "manifest.json").read_text())
     rmse = rmse["cv_metrics"]["pooled_out_of_fold"]["rmse"]
     assert f"{rmse:.3f} dex" in text
 
@@ -61,7 +61,7 @@ def _sections(shipped, tmp_path):
     generated_pages.write_model_card(out)
     text = out.read_text()
     fcn = text.split("``fcn`` (default)")[1].split(f"``{shipped}``")[0]
-    manifest = json.loads((models._models_dir() / shipped / "manifest.json").read_text())
+    manifest = json.loads((registry.models_directory() / shipped / "manifest.json").read_text())
     return fcn, text.split(f"``{shipped}``\n")[1], manifest
 
 

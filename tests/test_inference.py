@@ -13,7 +13,8 @@ from astropy.timeseries import TimeSeries
 import rrlyrae_metallicity as rm
 from rrlyrae_metallicity import simulate
 from rrlyrae_metallicity.exceptions import LightCurveError, ModelError, ModelIntegrityError
-from rrlyrae_metallicity.models import FehEnsemble, _models_dir, load_model
+from rrlyrae_metallicity.models import FehEnsemble, load_model
+from rrlyrae_metallicity.registry import models_directory
 from rrlyrae_metallicity.preprocessing import fold_times, prepare_inputs
 
 
@@ -35,7 +36,7 @@ def test_default_model_is_shipped_and_verified():
     manifest = model.manifest
     assert len(model.sessions) == len(manifest["members"]) >= 2
     for member in manifest["members"]:
-        payload = (_models_dir() / model.name / member["file"]).read_bytes()
+        payload = (models_directory() / model.name / member["file"]).read_bytes()
         assert hashlib.sha256(payload).hexdigest() == member["sha256"]
     for key in ("preprocessing", "training_data", "cv_metrics", "produced_by", "training_domain"):
         assert key in manifest
@@ -43,7 +44,7 @@ def test_default_model_is_shipped_and_verified():
 
 
 def _is_composite(name):
-    return "components" in json.loads((_models_dir() / name / "manifest.json").read_text())
+    return "components" in json.loads((models_directory() / name / "manifest.json").read_text())
 
 
 @pytest.mark.parametrize("name", [n for n in rm.available_models()
@@ -96,7 +97,7 @@ def test_unknown_model_lists_the_valid_ones():
 
 
 def test_corrupt_model_file_is_refused(tmp_path, monkeypatch):
-    source = _models_dir() / load_model().name
+    source = models_directory() / load_model().name
     target = tmp_path / "models" / "broken"
     target.mkdir(parents=True)
     manifest = json.loads((source / "manifest.json").read_text())
@@ -105,7 +106,8 @@ def test_corrupt_model_file_is_refused(tmp_path, monkeypatch):
         (target / member["file"]).write_bytes((source / member["file"]).read_bytes())
     first = target / manifest["members"][0]["file"]
     first.write_bytes(first.read_bytes()[:-10] + b"0123456789")
-    monkeypatch.setattr("rrlyrae_metallicity.models._models_dir", lambda: tmp_path / "models")
+    monkeypatch.setattr("rrlyrae_metallicity.registry.models_directory",
+                        lambda: tmp_path / "models")
     with pytest.raises(ModelIntegrityError, match=manifest["members"][0]["file"]):
         FehEnsemble("broken")
     first.unlink()

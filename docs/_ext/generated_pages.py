@@ -25,7 +25,7 @@ import json
 import os
 from pathlib import Path
 
-from rrlyrae_metallicity import models
+from rrlyrae_metallicity import models, registry
 
 DOCS = Path(__file__).resolve().parents[1]
 REPO = DOCS.parent
@@ -152,7 +152,7 @@ def _percent(fraction):
 
 
 def _model_section(name, default):
-    manifest = json.loads((models._models_dir() / name / "manifest.json").read_text())
+    manifest = registry.read_manifest(name).to_dict()
     title = f"``{name}``" + (" (default)" if name == default else "")
     lines = _heading(title, "-")
     data = manifest["training_data"]

@@ -1,0 +1,313 @@
+"""An ensemble of ONNX models: integrity checks, sessions and the served prediction."""
+
+import functools
+import hashlib
+import warnings
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+from .config import conf, cpu_threads
+from .exceptions import ModelIntegrityError, RRLyraeMetallicityWarning
+from .manifest import ModelManifest
+from .preprocessing import PreprocessingConfig
+from . import registry
+from .stretch import apply_stretch
+from .uncertainty import calibrated_std, component_spread, within_fold_spread
+
+__all__ = ["FehEnsemble", "load_model", "onnxruntime_module"]
+
+
+def onnxruntime_module():
+    """The `onnxruntime` module, or an ImportError saying which extra installs it."""
+    try:
+        import onnxruntime
+    except ImportError:
+        raise ImportError(
+            "ONNX Runtime is not installed. Install the package with one backend: "
+            'pip install "rrlyrae_metallicity[cpu]" (or "[gpu]" on a CUDA machine)'
+        ) from None
+    return onnxruntime
+
+
+def _providers(ort, requested=None):
+    """The providers asked for (argument, then ``conf.providers``), or CUDA-then-CPU."""
+    requested = list(requested or conf.providers or [])
+    if requested:
+        return requested
+    if "CUDAExecutionProvider" in ort.get_available_providers():
+        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    return ["CPUExecutionProvider"]
+
+
+def _session_options(ort):
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    # One thread per session: the members run in parallel instead (see
+    # `~rrlyrae_metallicity.config.cpu_threads`). A single 40/32/16 GRU on 1024
+    # stars gets no faster with a second intra-op thread (its per-step products
+    # are too small to split), while two members at once on two cores take
+    # 1.7x less time.
+    options.intra_op_num_threads = 1
+    # Many small sessions (one per member) must not each spin their own pool
+    # of busy-waiting threads.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return options
+
+
+class FehEnsemble:
+    """An ensemble of ONNX models (one per cross-validation fold and seed).
+
+    A *composite* model (a manifest with ``components``) is the weighted mean of
+    other shipped ensembles, each of a different architecture; it shares their
+    sessions and has its own stretch and uncertainty calibration.
+
+    Parameters
+    ----------
+    name : str
+        A name from `~rrlyrae_metallicity.available_models`.
+    providers : sequence of str, optional
+        ONNX Runtime execution providers, most preferred first, as
+        `onnxruntime.InferenceSession` takes them; by default
+        ``conf.providers``, or CUDA when ONNX Runtime offers it, then the CPU.
+
+    Attributes
+    ----------
+    components : list of (`FehEnsemble`, float)
+        The component ensembles of a composite model and their weights; empty
+        for a plain ensemble.
+
+    Notes
+    -----
+    Every model file is checked against the sha256 recorded in the manifest
+    before an ONNX Runtime session is built on it. Sessions are created once,
+    on the CUDA provider when ONNX Runtime offers it, on the CPU otherwise.
+    """
+
+    def __init__(self, name, *, providers=None):
+        self.name = registry.resolve_model_name(name)
+        directory = registry.models_directory() / self.name
+        record = ModelManifest.read(directory / "manifest.json")
+        #: The manifest's content (`~rrlyrae_metallicity.manifest.ModelManifest.to_dict`).
+        self.manifest = record.to_dict()
+        self.preprocessing = PreprocessingConfig(**record.preprocessing)
+        if record.is_composite:
+            self._init_composite(record, providers)
+            return
+        ort = onnxruntime_module()
+        options = _session_options(ort)
+        providers = _providers(ort, providers)
+        self.sessions = []
+        for member in record.members:
+            path = directory / member["file"]
+            if not path.is_file():
+                raise ModelIntegrityError(f"model file {path} is missing; reinstall the package")
+            payload = path.read_bytes()
+            digest = hashlib.sha256(payload).hexdigest()
+            if digest != member["sha256"]:
+                raise ModelIntegrityError(
+                    f"model file {path} is corrupt: sha256 {digest} does not match the "
+                    f"manifest's {member['sha256']}; reinstall the package"
+                )
+            session = ort.InferenceSession(payload, sess_options=options, providers=providers)
+            self.sessions.append(session)
+        self.provider = self.sessions[0].get_providers()[0]
+        if providers[0] != self.provider:
+            warnings.warn(
+                f"ONNX Runtime offers {providers[0]} but could not use it (missing CUDA "
+                f"libraries?); running on {self.provider}",
+                RRLyraeMetallicityWarning,
+                stacklevel=2,
+            )
+        self.input_name = self.sessions[0].get_inputs()[0].name
+        self.components = []
+
+    def _init_composite(self, record, providers):
+        """Share the sessions of the component ensembles named in the manifest."""
+        self.components = [(load_model(c["name"], providers=providers), float(c["weight"]))
+                           for c in record.components]
+        for part, _ in self.components:
+            if part.preprocessing != self.preprocessing:
+                raise ModelIntegrityError(
+                    f"component {part.name!r} of {self.name!r} pre-processes light curves "
+                    "differently from the composite; reinstall the package")
+            if part.input_name != self.components[0][0].input_name:
+                raise ModelIntegrityError(f"the components of {self.name!r} name their input "
+                                          "differently; reinstall the package")
+        self.sessions = [s for part, _ in self.components for s in part.sessions]
+        self.provider = self.components[0][0].provider
+        self.input_name = self.components[0][0].input_name
+
+    @property
+    def is_composite(self):
+        """Whether this model averages other shipped ensembles (``components``)."""
+        return bool(self.components)
+
+    def _component_slices(self):
+        start = 0
+        for part, weight in self.components:
+            yield part, weight, slice(start, start + len(part.sessions))
+            start += len(part.sessions)
+
+    def mean(self, member_predictions):
+        """The ensemble's [Fe/H]: the mean of the members, weighted by component.
+
+        Parameters
+        ----------
+        member_predictions : ndarray, shape (n_members, n)
+            Stretched member predictions (`stretch` of `predict_members`).
+
+        Returns
+        -------
+        ndarray, shape (n,)
+        """
+        if not self.is_composite:
+            return member_predictions.mean(axis=0)
+        return sum(weight * member_predictions[rows].mean(axis=0)
+                   for _, weight, rows in self._component_slices())
+
+    @property
+    def uncertainty_calibration(self):
+        """The manifest's calibration of the uncertainty (`None` if uncalibrated)."""
+        return self.manifest.get("uncertainty_calibration")
+
+    def uncertainty(self, member_predictions):
+        """Uncertainty of each star's mean [Fe/H], from its members' predictions.
+
+        Parameters
+        ----------
+        member_predictions : ndarray, shape (n_members, n)
+            The result of `predict_members`.
+
+        Returns
+        -------
+        ndarray, shape (n,)
+            The calibrated standard deviation (dex) of
+            `rrlyrae_metallicity.uncertainty`; the members' within-fold
+            spread for models without a calibration. A composite model
+            uses the spread of its components' fold means instead.
+        """
+        if self.is_composite:
+            # The spread of single-fold means about the composite mean: out of
+            # fold, a star has one fold of each component, which is what the
+            # calibration saw (`rrlyrae_metallicity.uncertainty.component_spread`).
+            fold_means = [_fold_means(member_predictions[rows], part.member_folds)
+                          for part, _, rows in self._component_slices()]
+            spread = component_spread(fold_means, [w for _, w in self.components])
+        else:
+            spread = within_fold_spread(member_predictions, self.member_folds)
+        return calibrated_std(spread, self.uncertainty_calibration)
+
+    @property
+    def member_folds(self):
+        """Cross-validation fold of every member; empty for a composite (see its components)."""
+        return [member.get("fold", i)
+                for i, member in enumerate(self.manifest.get("members", []))]
+
+    @property
+    def output_stretch(self):
+        """The manifest's stretch of the predictions about their median (`None` if absent)."""
+        return self.manifest.get("output_stretch")
+
+    def stretch(self, member_predictions):
+        """Apply the manifest's `output_stretch` to member (or mean) predictions.
+
+        The ONNX members' raw outputs (`predict_members`) go through this
+        linear map before they are averaged and their spread measured; see
+        `rrlyrae_metallicity.stretch`.
+        """
+        return apply_stretch(member_predictions, self.output_stretch)
+
+    @property
+    def training_domain(self):
+        """Ranges of period, amplitude, epoch count and phase gap seen in training."""
+        return self.manifest.get("training_domain", {})
+
+    def predict_members(self, inputs, *, batch_size=1024):
+        """Predictions of every ensemble member.
+
+        Parameters
+        ----------
+        inputs : ndarray, shape (n, length, 2)
+            Pre-processed light curves.
+        batch_size : int
+            Stars per ONNX Runtime call (larger batches cost arena memory and
+            gain no speed).
+
+        Returns
+        -------
+        ndarray, shape (n_members, n)
+            [Fe/H] in dex.
+        """
+        inputs = np.ascontiguousarray(inputs, dtype=np.float32)
+        out = np.empty((len(self.sessions), len(inputs)))
+        starts = range(0, len(inputs), batch_size)
+        if self.provider == "CUDAExecutionProvider":
+            for start in starts:
+                chunk = inputs[start:start + batch_size]
+                out[:, start:start + len(chunk)] = self._run_cuda(chunk)
+            return out
+        # On the CPU the members run at once, one single-threaded session per
+        # thread (`~rrlyrae_metallicity.config.cpu_threads`); ONNX Runtime
+        # releases the GIL while a session runs.
+        tasks = [(index, start, inputs[start:start + batch_size])
+                 for start in starts for index in range(len(self.sessions))]
+
+        def run(task):
+            index, start, chunk = task
+            result = self.sessions[index].run(None, {self.input_name: chunk})[0].ravel()
+            out[index, start:start + len(chunk)] = result
+
+        workers = min(cpu_threads(), len(tasks))
+        if workers <= 1:
+            for task in tasks:
+                run(task)
+        else:
+            with ThreadPoolExecutor(workers) as pool:
+                list(pool.map(run, tasks))
+        return out
+
+    def _run_cuda(self, chunk):
+        """Copy the chunk to the GPU once and bind it to every member (untested: no GPU here)."""
+        ort = onnxruntime_module()
+        device_input = ort.OrtValue.ortvalue_from_numpy(chunk, "cuda", 0)
+        results = []
+        for session in self.sessions:
+            binding = session.io_binding()
+            binding.bind_ortvalue_input(self.input_name, device_input)
+            binding.bind_output(session.get_outputs()[0].name, "cpu")
+            session.run_with_iobinding(binding)
+            results.append(binding.copy_outputs_to_cpu()[0].ravel())
+        return results
+
+
+def _fold_means(member_predictions, member_folds):
+    """Mean of the members of each fold: shape (n_folds, n)."""
+    member_folds = np.asarray(member_folds)
+    return np.stack([member_predictions[member_folds == k].mean(axis=0)
+                     for k in np.unique(member_folds)])
+
+
+def load_model(name="default", *, providers=None):
+    """Load (once) the ensemble called ``name``.
+
+    Parameters
+    ----------
+    name : str
+        ``"default"`` or one of `~rrlyrae_metallicity.available_models`.
+    providers : sequence of str, optional
+        ONNX Runtime execution providers, most preferred first (see
+        `FehEnsemble`).
+
+    Returns
+    -------
+    `FehEnsemble`
+        The same object for the same name and providers.
+    """
+    return _cached_ensemble(registry.resolve_model_name(name),
+                            tuple(providers) if providers else tuple(conf.providers or ()))
+
+
+@functools.lru_cache(maxsize=None)
+def _cached_ensemble(name, providers):
+    return FehEnsemble(name, providers=providers or None)
