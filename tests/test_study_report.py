@@ -22,7 +22,7 @@ from training.data import DEFAULT_DATA_DIR, density_weights
 from training.folds import stratified_folds
 from training.metrics import regression_metrics, summarise_folds
 from training.study import StudyProfile, plan_runs
-from training.study_report import FIGURES, RUN_FIGURES, write_report
+from training.study.report import FIGURES, RUN_FIGURES, write_report
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 N_STARS, N_FOLDS = 90, 2

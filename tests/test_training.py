@@ -331,7 +331,7 @@ def test_phase_shifts_roll_the_magnitudes_and_keep_out_of_fold_members():
 
 
 def test_readme_table_is_rendered_and_replaced(tmp_path):
-    from training.report import cv_table, update_readme
+    from training.readme import cv_table, update_readme
 
     metric = {k: {"mean": 0.1, "std": 0.01} for k in ("r2", "rmse", "mae", "wrmse", "wmae")}
     pooled = {k: 0.1 for k in ("r2", "rmse", "mae", "wrmse", "wmae")}

@@ -204,7 +204,7 @@ def main(argv=None):
                             only=args.only)
         log.info("%d runs finished; see %s", len(results), args.study_dir / "summary.ecsv")
     elif args.command == "report":
-        from .study_report import write_report
+        from .study.report import write_report
 
         write_report(args.study_dir, args.out, data_dir=args.data_dir, log=log.info)
     elif args.command == "calibrate":
@@ -237,7 +237,7 @@ def main(argv=None):
 
         print(json.dumps(update_training_domain(args.name, load_dataset(args.data_dir)), indent=2))
     elif args.command == "ship":
-        from .report import update_readme
+        from .readme import update_readme
         from .ship import record_results, ship_run
 
         command = args.produced_by or f"python -m training cv --run-dir {args.run_dir}"

@@ -1,43 +1,20 @@
-"""The architecture study of the paper (its Table 4), rebuilt on our data.
+"""What a study runs: its profile, and the runs a profile plans.
 
-A study is architectures × data variants × a hyperparameter grid × repeats of a
-stratified K-fold cross-validation. Each point of that product is one *run*:
-a `training.cv.run_cross_validation` folder of its own. A run whose
-``metrics.json`` exists is never recomputed, and an unfinished run resumes fold
-by fold, so a study too long for one session continues in the next one with
-the same command.
-
-Layout of a study directory::
-
-    study_dir/
-      profile.json            the profile the study was started with
-      cache/                  pre-processed inputs, one file per variant
-      runs/<run_id>/          one cross-validation run (see training.cv)
-      results.ecsv            one row per finished run
-      summary.ecsv            one row per architecture × variant × grid point,
-                              mean ± std over all folds of all repeats
+Each run is an architecture × data variant × grid point × repeat, trained as
+one `training.cv.run_cross_validation` of its own (see `training.study`).
 """
 
 import itertools
 import json
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import numpy as np
-from astropy.table import Table
-
 from rrlyrae_metallicity.preprocessing import VARIANTS, PreprocessingConfig
 
-from .architectures import ARCHITECTURES, RECURRENT
-from .cv import TrainingConfig, run_cross_validation
-from .data import Dataset
-from .files import write_json
-from .folds import strata
-from .metrics import METRICS
+from ..architectures import ARCHITECTURES, RECURRENT
+from ..cv import TrainingConfig
 
-__all__ = ["StudyProfile", "PROFILES", "plan_runs", "record_profile", "run_study",
-           "collect_results", "summarise"]
+__all__ = ["GRID_AXES", "DESIGNS", "StudyProfile", "PROFILES", "plan_runs"]
 
 #: Grid axes understood by a profile, and what they set.
 GRID_AXES = ("learning_rate", "batch_size", "dropout", "regularizer", "weight_power")
@@ -121,7 +98,7 @@ class StudyProfile:
 #: Built-in profiles. ``smoke`` checks the whole machinery in minutes (CI).
 #: ``screen`` is the study that fits a few 2-core sessions: every architecture
 #: and variant with the paper's hyperparameters, 2 repeats of 3 folds (it was
-#: started with one and extended: see `record_profile`), at most 100 epochs
+#: started with one and extended: see `training.study.run.record_profile`), at most 100 epochs
 #: (25 for the convolutional nets, which cost 10-40 s per epoch here against
 #: 2-5 s for the recurrent ones; they get batches of 64 and a rate of 0.001,
 #: both in the paper's grid, so that batch normalisation settles in 25 epochs).
@@ -227,156 +204,3 @@ def plan_runs(profile):
                                           "grid_point": _point_label(point), "repeat": repeat},
                                  config))
     return runs
-
-
-def _subset(dataset, n_stars, seed):
-    """A stratified random subset of ``n_stars`` stars, in the dataset's order."""
-    from sklearn.model_selection import train_test_split
-
-    if n_stars is None or n_stars >= len(dataset):
-        return dataset
-    keep, _ = train_test_split(np.arange(len(dataset)), train_size=n_stars, random_state=seed,
-                               stratify=strata(dataset.feh, 3))
-    keep = np.sort(keep)
-    return Dataset(stars=dataset.stars[keep], phases=[dataset.phases[i] for i in keep],
-                   mags=[dataset.mags[i] for i in keep])
-
-
-def record_profile(study_dir, profile):
-    """Write ``profile`` to ``study_dir/profile.json``, or check that it continues the study there.
-
-    A study may only be continued with its own profile, or extended with more
-    repeats: the runs already finished are then exactly the first repeats of
-    the extended study, so none is recomputed or made stale.
-
-    Raises
-    ------
-    ValueError
-        If ``study_dir`` holds a study of another profile.
-    """
-    profile_path = Path(study_dir) / "profile.json"
-    if profile_path.exists():
-        # Fields added to StudyProfile since the study started take their defaults.
-        started = StudyProfile(**json.loads(profile_path.read_text())).to_dict()
-        wanted = profile.to_dict()
-        if ({**started, "repeats": None} != {**wanted, "repeats": None}
-                or wanted["repeats"] < started["repeats"]):
-            raise ValueError(f"{study_dir} holds a study of another profile; use a new folder "
-                             "(a study can only be extended with more repeats)")
-    write_json(profile_path, profile.to_dict())
-
-
-def run_study(dataset, profile, study_dir, *, log=print, only=None):
-    """Run (or resume) every run of ``profile`` in ``study_dir``.
-
-    Parameters
-    ----------
-    dataset : `training.data.Dataset`
-    profile : `StudyProfile`
-    study_dir : path-like
-        See the module docstring for its layout.
-    log : callable
-        Receives one line of text per step.
-    only : str, optional
-        Run only the runs whose id contains this text (to share a study
-        between processes).
-
-    Returns
-    -------
-    `~astropy.table.Table`
-        `collect_results` of the study so far.
-    """
-    from tqdm.auto import tqdm
-
-    study_dir = Path(study_dir)
-    study_dir.mkdir(parents=True, exist_ok=True)
-    record_profile(study_dir, profile)
-    dataset = _subset(dataset, profile.n_stars, seed=TrainingConfig().seed)
-    runs = [r for r in plan_runs(profile) if only is None or only in r[0]]
-    todo = [r for r in runs if not (study_dir / "runs" / r[0] / "metrics.json").exists()]
-    log(f"study {profile.name}: {len(runs)} runs, {len(runs) - len(todo)} already finished")
-    for run_id, _, config in tqdm(todo, desc=f"study {profile.name}", unit="run"):
-        run_dir = study_dir / "runs" / run_id
-        start = time.perf_counter()
-        log(f"run {run_id}: starting")
-        metrics = run_cross_validation(dataset, config, run_dir, export=profile.export,
-                                       export_atol=profile.export_atol, export_errors="record",
-                                       log=lambda line, rid=run_id: log(f"{rid}: {line}"),
-                                       cache_dir=study_dir / "cache", progress=False)
-        elapsed = time.perf_counter() - start
-        write_json(run_dir / "elapsed.json", {"elapsed_s": elapsed})
-        val = metrics["validation"]
-        log(f"run {run_id}: done in {elapsed:.0f} s, validation RMSE "
-            f"{val['rmse']['mean']:.4f} ± {val['rmse']['std']:.4f}, "
-            f"peer {metrics['peer_same_folds']['rmse']['mean']:.4f}")
-    results = collect_results(study_dir, profile)
-    results.write(study_dir / "results.ecsv", overwrite=True)
-    summarise(study_dir, results).write(study_dir / "summary.ecsv", overwrite=True)
-    return results
-
-
-def collect_results(study_dir, profile):
-    """One row per finished run of ``profile`` found in ``study_dir``.
-
-    Columns: the run's identity (architecture, variant, grid point, repeat,
-    seed, the exact grid and training settings as JSON), validation and
-    training metrics (mean and std over folds), the peer on the same folds,
-    pooled out-of-fold metrics, the members that failed the ONNX check (JSON),
-    training time and elapsed time.
-    """
-    rows = []
-    for run_id, identity, config in plan_runs(profile):
-        run_dir = Path(study_dir) / "runs" / run_id
-        if not (run_dir / "metrics.json").exists():
-            continue
-        metrics = json.loads((run_dir / "metrics.json").read_text())
-        # The configuration the run really used (the code's defaults may have moved since).
-        config = TrainingConfig(**metrics["config"])
-        elapsed_path = run_dir / "elapsed.json"
-        row = {"run_id": run_id, **identity, "seed": config.seed, "profile": profile.name,
-               "grid": json.dumps(profile.grid, sort_keys=True),
-               "config": json.dumps(config.to_dict(), sort_keys=True),
-               "n_stars": metrics["n_stars"], "n_folds": config.n_folds}
-        for part in ("validation", "training", "peer_same_folds"):
-            prefix = {"validation": "val", "training": "train", "peer_same_folds": "peer"}[part]
-            for metric in METRICS:
-                row[f"{prefix}_{metric}"] = metrics[part][metric]["mean"]
-                row[f"{prefix}_{metric}_std"] = metrics[part][metric]["std"]
-        for metric in METRICS:
-            row[f"pooled_{metric}"] = metrics["pooled_out_of_fold"][metric]
-        row["export_failures"] = json.dumps(metrics.get("export_failures", []))
-        row["train_time_s"] = metrics["wall_time_s"]
-        row["elapsed_s"] = (json.loads(elapsed_path.read_text())["elapsed_s"]
-                            if elapsed_path.exists() else np.nan)
-        rows.append(row)
-    return Table(rows=rows) if rows else Table()
-
-
-def summarise(study_dir, results):
-    """Mean ± std over all folds of all repeats, per architecture × variant × grid point."""
-    if len(results) == 0:
-        return Table()
-    rows = []
-    groups = results.group_by(["architecture", "variant", "grid_point"])
-    for key, group in zip(groups.groups.keys, groups.groups):
-        per_fold = {"val": [], "train": [], "peer": []}
-        for run_id in group["run_id"]:
-            run_dir = Path(study_dir) / "runs" / run_id
-            for done in sorted(run_dir.glob("fold_*/done.json")):
-                fold = json.loads(done.read_text())
-                per_fold["val"].append(fold["validation"])
-                per_fold["train"].append(fold["training"])
-                per_fold["peer"].append(fold["peer"])
-        row = {"architecture": key["architecture"], "variant": key["variant"],
-               "grid_point": key["grid_point"], "n_repeats": len(group),
-               "n_fold_results": len(per_fold["val"])}
-        for prefix, folds in per_fold.items():
-            for metric in METRICS:
-                values = [f[metric] for f in folds]
-                row[f"{prefix}_{metric}"] = float(np.mean(values))
-                row[f"{prefix}_{metric}_std"] = float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
-        row["train_time_s"] = float(np.sum(group["train_time_s"]))
-        rows.append(row)
-    summary = Table(rows=rows)
-    summary.sort("val_rmse")
-    return summary

@@ -29,6 +29,9 @@ from pathlib import Path
 import numpy as np
 from astropy.table import Table
 
+from .plan import StudyProfile, plan_runs
+from .results import collect_results, summarise
+
 __all__ = ["FIGURES", "RUN_FIGURES", "best_run", "study_progress", "summary_table", "write_report",
            "plot_rmse_by_grid_point"]
 
@@ -87,8 +90,6 @@ def study_progress(study_dir):
     finished : list of str
         The planned runs whose ``metrics.json`` exists.
     """
-    from .study import StudyProfile, plan_runs
-
     study_dir = Path(study_dir)
     if not (study_dir / "profile.json").is_file():
         raise FileNotFoundError(f"{study_dir} has no profile.json: is it a study directory "
@@ -119,8 +120,6 @@ def summary_table(study_dir):
     results : `~astropy.table.Table`
         `training.study.collect_results`: one row per finished run.
     """
-    from .study import collect_results, summarise
-
     profile, planned, finished = study_progress(study_dir)
     results = collect_results(study_dir, profile)
     summary = summarise(study_dir, results)
@@ -191,7 +190,7 @@ def plot_lightcurves(dataset, path, n_stars=4):
 
 def plot_feh_distribution(feh, path):
     """Figure (2): the [Fe/H] labels and their inverse-density training weights."""
-    from .data import density_weights
+    from ..data import density_weights
 
     plt = _pyplot()
     feh = np.asarray(feh, dtype=float)
@@ -282,8 +281,6 @@ def plot_rmse_by_architecture(summary, architectures, variants, path):
 
 def plot_rmse_by_grid_point(summary, profile, path):
     """Validation RMSE of every grid point of a study with a grid, with the centre and the peer."""
-    from .study import StudyProfile, plan_runs
-
     plt = _pyplot()
     # Every (architecture, variant, grid point) once, in the order the study plans them.
     planned = list(dict.fromkeys((i["architecture"], i["variant"], i["grid_point"])
@@ -353,7 +350,7 @@ def write_report(study_dir, out, *, data_dir=None, log=print):
 
     figures = {}
     if data_dir is not None and (Path(data_dir) / "stars.ecsv").is_file():
-        from .data import load_dataset
+        from ..data import load_dataset
 
         dataset = load_dataset(data_dir)
         figures["lightcurves.png"] = lambda path: plot_lightcurves(dataset, path)
