@@ -5,11 +5,12 @@ Every model in ``rrlyrae_metallicity/data/models/<name>/`` has a
 checksums, or the components of a composite), how its inputs are made
 (pre-processing), what it was trained on (data, domain, configuration,
 cross-validation metrics) and how its outputs are served (output stretch,
-uncertainty calibration). The training module writes it and the package reads
-it, both through `ModelManifest`, so that the two agree on one format.
+uncertainty calibration). `ModelManifest` is the one definition of that file:
+the training module writes and reads it through this class, and so should
+everything else that reads it, so that writer and readers agree on one format.
 
 Reading then writing a manifest gives back the same bytes: keys keep their
-order and keys this version does not know are kept (`ModelManifest.extra`).
+order and keys this version does not know are kept (``extra``).
 """
 
 import json
@@ -39,7 +40,7 @@ class ModelManifest:
     name : str, optional
         Model name, as passed to ``predict_feh(model=...)``.
     manifest_version : int, optional
-        Version of the format (`MANIFEST_VERSION`).
+        Version of the format (``MANIFEST_VERSION``).
     architecture : str, optional
         Network architecture; for a composite, its components' joined by ``+``.
     components : list of dict, optional
@@ -77,8 +78,8 @@ class ModelManifest:
     extra : dict
         Keys of the file that are none of the above, kept as they are.
     key_order : tuple of str
-        The order of the keys in the file. `from_dict` records it, so that
-        writing back keeps the file's order. `to_dict` writes the keys listed
+        The order of the keys in the file. ``from_dict`` records it, so that
+        writing back keeps the file's order. ``to_dict`` writes the keys listed
         here first, in this order (a field listed here is written even when
         `None`, as ``null``), then the other fields that are not `None` in the
         order above, then the other keys of ``extra``.

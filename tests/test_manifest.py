@@ -1,4 +1,4 @@
-"""Tests of `rrlyrae_metallicity.manifest.ModelManifest`: shipped manifests round-trip byte for byte."""
+"""Tests of `rrlyrae_metallicity.manifest.ModelManifest`: manifests round-trip byte for byte."""
 
 import ast
 import json
@@ -10,7 +10,8 @@ import pytest
 
 from rrlyrae_metallicity.manifest import MANIFEST_VERSION, ModelManifest
 
-SHIPPED = sorted(Path(str(files("rrlyrae_metallicity") / "data" / "models")).glob("*/manifest.json"))
+MODELS = Path(str(files("rrlyrae_metallicity") / "data" / "models"))
+SHIPPED = sorted(MODELS.glob("*/manifest.json"))
 
 
 def test_every_model_is_checked():
