@@ -18,15 +18,15 @@ from the members of its own fold only, which never saw it; at prediction
 time every fold's members are out-of-sample, so the same statistic applies.
 """
 
+import math
+
 import numpy as np
-from scipy.optimize import minimize_scalar
-from scipy.special import erf
 
 __all__ = ["COVERAGE", "within_fold_spread", "component_spread", "fit_calibration",
            "calibrated_std", "coverage"]
 
 #: Fraction of a Gaussian within one standard deviation.
-COVERAGE = float(erf(1 / np.sqrt(2)))
+COVERAGE = math.erf(1 / math.sqrt(2))
 
 
 def within_fold_spread(member_predictions, member_folds):
@@ -103,6 +103,9 @@ def fit_calibration(errors, spread):
         return 0.5 * np.sum(np.log(variance) + errors**2 / variance)
 
     rms = float(np.sqrt(np.mean(errors**2)))
+    # Fitting happens in training only: scipy is not needed to serve predictions.
+    from scipy.optimize import minimize_scalar
+
     best = minimize_scalar(negative_log_likelihood, bounds=(np.log(1e-4), np.log(10 * rms)),
                            method="bounded")
     floor = float(np.exp(best.x))

@@ -500,7 +500,7 @@ def fake_gaia(monkeypatch, stars):
 
 
 def test_fetch_epoch_photometry_offline(fake_gaia, monkeypatch, stars):
-    monkeypatch.setattr(gaia, "_LOAD_DATA_CHUNK", 2)
+    monkeypatch.setattr(gaia.archive, "LOAD_DATA_CHUNK", 2)
     unknown = 42
     result = fetch_epoch_photometry(SOURCE_IDS + [unknown, SOURCE_IDS[0]])
     assert fake_gaia.load_data_calls == [SOURCE_IDS[:2], SOURCE_IDS[2:], [unknown]]

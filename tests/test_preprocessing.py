@@ -180,7 +180,7 @@ def test_batch_smoother_reproduces_the_scipy_reference(seed):
 def test_batch_smoother_penalty_search_is_scipys_bounded_brent():
     from scipy.optimize import minimize_scalar
 
-    from rrlyrae_metallicity.preprocessing import _bounded_brent
+    from rrlyrae_metallicity.smoothing import bounded_brent
 
     centres = np.array([1e-6, 3e-4, 0.2, 2.9, 7.0])
     upper = np.array([10.0, 30.0, 50.0, 3.0, 8.0])
@@ -188,7 +188,7 @@ def test_batch_smoother_penalty_search_is_scipys_bounded_brent():
     def func(x):
         return np.log1p((x - centres) ** 2 * 1e6) + np.sin(40 * x) * 1e-3
 
-    mine = _bounded_brent(func, upper)
+    mine = bounded_brent(func, upper)
     for i in range(centres.size):
         ref = minimize_scalar(lambda x: func(np.full(centres.size, x))[i],
                               bounds=(0, upper[i]), method="bounded")
@@ -209,15 +209,15 @@ def test_batch_smoother_fits_sparse_curves_in_the_smaller_epoch_space():
     # Fewer epochs than basis columns (most Gaia curves) are decomposed through
     # the epochs x epochs Gram matrix; padding a star past the column count
     # sends it through the columns x columns one. Both must give the same fit.
-    from rrlyrae_metallicity.preprocessing import _BATCH_HARMONICS, _smooth_chunk
+    from rrlyrae_metallicity.smoothing import BATCH_HARMONICS, smooth_chunk
 
     phases, mags = _noisy_curves(4, seed=8, n_epochs=(20, 40))
     epochs = [(p, m, np.ones_like(p)) for p, m in zip(phases, mags)]
-    small = _smooth_chunk(epochs, 80)
-    padding = np.zeros(2 * _BATCH_HARMONICS + 5)
+    small = smooth_chunk(epochs, 80)
+    padding = np.zeros(2 * BATCH_HARMONICS + 5)
     wide = [(np.append(p, padding), np.append(m, padding), np.append(w, padding))
             for p, m, w in epochs]
-    large = _smooth_chunk(wide, 80)
+    large = smooth_chunk(wide, 80)
     for a, b in zip(small, large):
         np.testing.assert_allclose(a, b, rtol=0, atol=1e-8)
 

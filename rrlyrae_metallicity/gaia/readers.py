@@ -1,25 +1,13 @@
-"""Read Gaia epoch photometry and RR Lyrae parameters, from files or the archive.
+"""Read Gaia epoch photometry and RR Lyrae parameters from files or tables.
 
-Gaia epoch photometry reaches users in three layouts, and each may be saved as
-VOTable, ECSV, CSV or FITS:
-
-``long``
-    The DataLink ``EPOCH_PHOTOMETRY`` product as served before about December
-    2024 (and for Gaia DR2): one row per transit *and band*, with columns
-    ``source_id, transit_id, band, time, mag, flux, flux_error, ...,
-    rejected_by_photometry, rejected_by_variability``.
-``wide``
-    The current DataLink product: one row per transit, one column set per band
-    (``g_transit_time, g_transit_mag, ..., bp_obs_time, ..., rp_mag,
-    variability_flag_g_reject, ..., rejected_by_photometry``).
-``tap``
-    The ``gaiadr3.epoch_photometry`` TAP table: one row per source, the
-    quantities of the ``wide`` layout stored as arrays over transits.
-
-`read_epoch_photometry` recognises the layout from the column names and returns
-the accepted G-band transits of every source as a
-`~astropy.timeseries.TimeSeries`. The ``fetch_*`` functions query the Gaia
-archive and need the ``gaia`` extra (astroquery).
+Gaia epoch photometry reaches users in three layouts (`LAYOUTS`), and each
+may be saved as VOTable, ECSV, CSV or FITS (see `rrlyrae_metallicity.gaia`).
+`detect_layout` recognises the layout from the column names;
+`read_epoch_photometry` returns the accepted G-band transits of every source
+as a `~astropy.timeseries.TimeSeries`, `iter_epoch_photometry` does so a
+chunk of sources at a time, and `epoch_arrays`/`iter_epoch_arrays` give the
+same transits as plain arrays (what the catalogue and Dask paths predict
+from).
 """
 
 from __future__ import annotations
@@ -36,23 +24,19 @@ from astropy.time import Time
 from astropy.timeseries import TimeSeries
 from astropy.units import UnitsWarning
 
-from .exceptions import InputFormatError
+from ..exceptions import InputFormatError
+from . import GAIA_TIME_ZERO
 
 __all__ = [
-    "GAIA_TIME_ZERO",
     "LAYOUTS",
+    "RRLYRAE_COLUMNS",
     "detect_layout",
     "read_epoch_photometry",
     "iter_epoch_photometry",
     "epoch_arrays",
     "iter_epoch_arrays",
     "read_rrlyrae_parameters",
-    "fetch_epoch_photometry",
-    "fetch_rrlyrae_parameters",
 ]
-
-#: Julian date (TCB) of Gaia time zero: Gaia times are BJD(TCB) - 2455197.5 d.
-GAIA_TIME_ZERO = 2455197.5
 
 #: Layouts understood by `read_epoch_photometry`.
 LAYOUTS = ("long", "wide", "tap")
@@ -107,12 +91,8 @@ _COMPRESSION_SUFFIXES = (".gz", ".bz2", ".xz")
 _NULL_TOKENS = frozenset({"", "null", "none", "nan", "--", "masked"})
 _TRUE_TOKENS = frozenset({"true", "t", "1", "yes", "y"})
 
-# The archive's DataLink service accepts at most about 5000 sources per call.
-_LOAD_DATA_CHUNK = 5000
-# Keeps each ADQL ``IN (...)`` list well below the archive's query-size limit.
-_ADQL_CHUNK = 2000
-
-_RRLYRAE_COLUMNS = (
+#: Columns of ``gaiadr3.vari_rrlyrae`` the package knows (and names in lower case).
+RRLYRAE_COLUMNS = (
     "source_id",
     "pf",
     "p1_o",
@@ -122,7 +102,6 @@ _RRLYRAE_COLUMNS = (
     "metallicity",
     "best_classification",
 )
-_GAIA_EXTRA_HINT = 'pip install "rrlyrae_metallicity[gaia]"'
 
 
 # --------------------------------------------------------------------------
@@ -472,109 +451,6 @@ def read_rrlyrae_parameters(
     return _with_rrlyrae_units(table)
 
 
-def fetch_epoch_photometry(
-    source_ids: int | Iterable[int], *, data_release: str = "Gaia DR3"
-) -> dict[int, TimeSeries]:
-    """Download Gaia epoch photometry and read its G band.
-
-    Parameters
-    ----------
-    source_ids : int or iterable of int
-        Gaia ``source_id`` values.
-    data_release : str, optional
-        Data release passed to the archive, ``"Gaia DR3"`` by default.
-
-    Returns
-    -------
-    light_curves : dict of int to `~astropy.timeseries.TimeSeries`
-        As returned by `read_epoch_photometry`, in the order of
-        ``source_ids``. Sources for which the archive holds no epoch
-        photometry are absent.
-
-    Raises
-    ------
-    ImportError
-        If astroquery (the ``gaia`` extra) is not installed.
-    ValueError
-        If ``source_ids`` is empty.
-
-    Notes
-    -----
-    Uses ``astroquery.gaia.Gaia.load_data`` with
-    ``retrieval_type="EPOCH_PHOTOMETRY"``, asking for at most 5000 sources
-    per call, as the archive requires.
-    """
-    Gaia = _import_gaia()
-    ids = _as_source_ids(source_ids)
-    result: dict[int, TimeSeries] = {}
-    for chunk in _chunks(ids, _LOAD_DATA_CHUNK):
-        products = Gaia.load_data(
-            chunk,
-            data_release=data_release,
-            retrieval_type="EPOCH_PHOTOMETRY",
-            data_structure="INDIVIDUAL",
-            format="votable",
-        )
-        tables = []
-        with warnings.catch_warnings():
-            # Archive unit strings do not matter: the reader sets its own units.
-            warnings.simplefilter("ignore", UnitsWarning)
-            for entries in products.values():
-                if not isinstance(entries, list):
-                    entries = [entries]
-                for entry in entries:
-                    # VOTable products come as votable TableElement objects.
-                    tables.append(entry.to_table() if hasattr(entry, "to_table") else entry)
-        if not tables:
-            continue
-        # "outer" keeps files that lack an optional column, such as
-        # rejected_by_photometry; the reader treats the masked flags as false.
-        table = vstack(tables, join_type="outer", metadata_conflicts="silent")
-        result.update(read_epoch_photometry(table))
-    # Follow the caller's order rather than the archive's file order.
-    ordered = {sid: result.pop(sid) for sid in ids if sid in result}
-    ordered.update(result)
-    return ordered
-
-
-def fetch_rrlyrae_parameters(source_ids: int | Iterable[int]) -> Table:
-    """Query ``gaiadr3.vari_rrlyrae`` for the given sources.
-
-    Parameters
-    ----------
-    source_ids : int or iterable of int
-        Gaia DR3 ``source_id`` values.
-
-    Returns
-    -------
-    parameters : `~astropy.table.Table`
-        Columns ``source_id, pf, p1_o, epoch_g, peak_to_peak_g,
-        num_clean_epochs_g, metallicity, best_classification``, one row per
-        source found in ``vari_rrlyrae``, with units as in
-        `read_rrlyrae_parameters`.
-
-    Raises
-    ------
-    ImportError
-        If astroquery (the ``gaia`` extra) is not installed.
-    ValueError
-        If ``source_ids`` is empty.
-    """
-    Gaia = _import_gaia()
-    ids = _as_source_ids(source_ids)
-    tables = []
-    for chunk in _chunks(ids, _ADQL_CHUNK):
-        query = (
-            f"SELECT {', '.join(_RRLYRAE_COLUMNS)} FROM gaiadr3.vari_rrlyrae "
-            f"WHERE source_id IN ({', '.join(str(sid) for sid in chunk)})"
-        )
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UnitsWarning)
-            tables.append(Gaia.launch_job_async(query).get_results())
-    table = tables[0] if len(tables) == 1 else vstack(tables, metadata_conflicts="silent")
-    return _with_rrlyrae_units(table)
-
-
 # --------------------------------------------------------------------------
 # Reading tables
 # --------------------------------------------------------------------------
@@ -890,7 +766,7 @@ def _make_timeseries(values, source_id):
 
 
 # --------------------------------------------------------------------------
-# RR Lyrae parameters and archive access
+# RR Lyrae parameters
 # --------------------------------------------------------------------------
 
 
@@ -903,7 +779,7 @@ def _with_rrlyrae_units(table):
             f"An RR Lyrae parameter table (like gaiadr3.vari_rrlyrae) needs the "
             f"column(s) {missing}. Columns found: {list(table.colnames)}"
         )
-    for name in _RRLYRAE_COLUMNS:
+    for name in RRLYRAE_COLUMNS:
         if name in names and names[name] != name:
             table.rename_column(names[name], name)
     table["source_id"] = _to_int(table["source_id"], "source_id")
@@ -913,28 +789,3 @@ def _with_rrlyrae_units(table):
             if unit is None or unit == u.dimensionless_unscaled:
                 table[name].unit = u.day
     return table
-
-
-def _import_gaia():
-    try:
-        from astroquery.gaia import Gaia
-    except ImportError as exc:
-        raise ImportError(
-            f"Reading from the Gaia archive needs astroquery: {_GAIA_EXTRA_HINT}"
-        ) from exc
-    return Gaia
-
-
-def _as_source_ids(source_ids):
-    if isinstance(source_ids, (int, np.integer, str)):
-        source_ids = [source_ids]
-    # dict.fromkeys drops repeats and keeps the caller's order.
-    ids = list(dict.fromkeys(int(sid) for sid in source_ids))
-    if not ids:
-        raise ValueError("'source_ids' should hold at least one Gaia source_id")
-    return ids
-
-
-def _chunks(items, size):
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
