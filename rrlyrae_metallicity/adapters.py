@@ -420,13 +420,14 @@ def _fold_group(times, counts, epochs, has_epoch, periods, stars):
         elapsed = np.empty(0)
     results = []
     for star, start, end, period in zip(stars, starts, ends, periods):
-        try:
-            if not np.isfinite(elapsed[start:end]).any():
-                raise LightCurveError("every time of the light curve is masked", star=star,
-                                      status="too_few_epochs")
+        if not np.isfinite(elapsed[start:end]).any():
+            results.append(LightCurveError("every time of the light curve is masked",
+                                           star=star, status="too_few_epochs"))
+        elif not (np.isfinite(period) and period > 0):
+            # Not folded; the pre-processing's one period check gives the status.
+            results.append(np.full(end - start, np.nan))
+        else:
             results.append(fold_times(elapsed[start:end], period, star=star))
-        except LightCurveError as error:
-            results.append(error)
     return results
 
 

@@ -33,7 +33,7 @@ class ModelManifest:
     Every key is optional in the file, and `None` stands for a key that is
     absent. The values are kept as JSON gives them (dicts, lists, numbers,
     strings); their meaning is documented where they are made (the
-    ``training`` module) and used (`rrlyrae_metallicity.models`).
+    ``training`` module) and used (`rrlyrae_metallicity.ensemble`).
 
     Parameters
     ----------

@@ -48,7 +48,7 @@ class StarPredictions:
     errors : list
         `None`, or the `~rrlyrae_metallicity.exceptions.LightCurveError` of the star.
     smoothed : list
-        The `~rrlyrae_metallicity.preprocessing.SmoothedLightCurve` the
+        The `~rrlyrae_metallicity.smoothing.SmoothedLightCurve` the
         model saw, or `None`.
     """
 
@@ -125,7 +125,7 @@ def outside_training_domain(domain, period, curve):
         count and largest phase gap).
     period : float
         Days.
-    curve : `~rrlyrae_metallicity.preprocessing.SmoothedLightCurve`
+    curve : `~rrlyrae_metallicity.smoothing.SmoothedLightCurve`
 
     Returns
     -------
