@@ -36,8 +36,8 @@ def _add_data_dir(parser):
                         help="folder with stars.ecsv and lightcurves.ecsv (default: %(default)s)")
 
 
-def _cv_parser(sub):
-    p = sub.add_parser("cv", help="stratified K-fold cross-validation, resumable fold by fold",
+def _cv_parser(sub, name):
+    p = sub.add_parser(name, help="stratified K-fold cross-validation, resumable fold by fold",
                        description="Train, cross-validate and export one architecture. "
                                    "Re-running the same command resumes an interrupted run.")
     _add_data_dir(p)
@@ -70,8 +70,8 @@ def _cv_parser(sub):
     p.add_argument("--no-export", action="store_true", help="skip the ONNX export")
 
 
-def _ship_parser(sub):
-    p = sub.add_parser("ship", help="copy a finished run's ONNX models into the package",
+def _ship_parser(sub, name):
+    p = sub.add_parser(name, help="copy a finished run's ONNX models into the package",
                        description="Copy the verified ONNX members of a finished run into "
                                    "rrlyrae_metallicity/data/models/NAME with a manifest.")
     p.add_argument("--run-dir", type=Path, required=True)
@@ -81,10 +81,10 @@ def _ship_parser(sub):
     p.add_argument("--default", action="store_true", help="make it the default model")
 
 
-def _study_parser(sub):
+def _study_parser(sub, name):
     from .study import PROFILES
 
-    p = sub.add_parser("study", help="the architecture × variant × grid study, resumable run by run",
+    p = sub.add_parser(name, help="the architecture × variant × grid study, resumable run by run",
                        description="Run or resume a study: every architecture, data variant, "
                                    "grid point and repeat of a profile, each a K-fold "
                                    "cross-validation run. Finished runs are never recomputed; "
@@ -100,36 +100,36 @@ def _study_parser(sub):
                         "between processes)")
 
 
-def _shipped_model_parser(sub, command, help, description):
+def _shipped_model_parser(sub, name, help, description):
     """A subcommand that rewrites part of a shipped model's manifest from the training data."""
-    p = sub.add_parser(command, help=help, description=description)
+    p = sub.add_parser(name, help=help, description=description)
     _add_data_dir(p)
     p.add_argument("--name", required=True, help="shipped model name, e.g. gru")
+    return p
 
 
-def _calibrate_parser(sub):
-    _shipped_model_parser(
-        sub, "calibrate", "calibrate a shipped model's uncertainty as the package serves it",
+def _calibrate_parser(sub, name):
+    p = _shipped_model_parser(
+        sub, name, "calibrate a shipped model's uncertainty as the package serves it",
         "Predict the training set with a shipped model through the package's own "
         "pre-processing (each star by the members of the fold that held it out), fit the "
         "stretch of the predictions about their median (output_stretch) and the "
         "uncertainty calibration on those errors, and write both into the model's manifest.")
-    calibrate = sub.choices["calibrate"]
-    calibrate.add_argument("--no-stretch", dest="stretch", action="store_false",
-                           help="leave the predictions unstretched (removes output_stretch)")
+    p.add_argument("--no-stretch", dest="stretch", action="store_false",
+                   help="leave the predictions unstretched (removes output_stretch)")
 
 
-def _domain_parser(sub):
+def _domain_parser(sub, name):
     _shipped_model_parser(
-        sub, "domain", "recompute a shipped model's training-domain ranges",
+        sub, name, "recompute a shipped model's training-domain ranges",
         "Measure the period, epoch-count and phase-coverage ranges of the training light "
         "curves through the package's own pre-processing and write them into the shipped "
         "model's manifest (training_domain), used for the feh_domain flags.")
 
 
-def _composite_parser(sub):
-    p = sub.add_parser("composite", help="ship a weighted mean of shipped models of "
-                                         "different architectures",
+def _composite_parser(sub, name):
+    p = sub.add_parser(name, help="ship a weighted mean of shipped models of "
+                                  "different architectures",
                        description="Write the manifest of a composite model: the weighted "
                                    "mean of shipped ensembles, with its own output stretch "
                                    "and uncertainty calibration fitted on their served "
@@ -145,8 +145,8 @@ def _composite_parser(sub):
                    help="largest combination for --search (default: %(default)s)")
 
 
-def _report_parser(sub):
-    p = sub.add_parser("report", help="summary table and figures of a study, finished or not",
+def _report_parser(sub, name):
+    p = sub.add_parser(name, help="summary table and figures of a study, finished or not",
                        description="Write a study's summary table (summary.ecsv), its profile "
                                    "and the paper's figures remade from its finished runs "
                                    "(PNG) into --out, for the documentation. The light-curve "
@@ -157,98 +157,132 @@ def _report_parser(sub):
     _add_data_dir(p)
 
 
+def _run_cv(args, parser):
+    from .cv import run_cross_validation
+    from .data import load_dataset
+
+    config = TrainingConfig(
+        architecture=args.architecture,
+        preprocessing=PreprocessingConfig(n_phases=args.n_phases, variant=args.variant).to_dict(),
+        n_folds=args.folds, seed=args.seed, members_per_fold=args.members_per_fold,
+        learning_rate=args.learning_rate, batch_size=args.batch_size,
+        max_epochs=args.max_epochs, patience=args.patience,
+        reduce_lr_patience=args.reduce_lr_patience, weight_power=args.weight_power,
+        model_kwargs={"units": args.units} if args.units else {},
+        augment=args.augment,
+    )
+    start = time.perf_counter()
+    metrics = run_cross_validation(load_dataset(args.data_dir), config, args.run_dir,
+                                   export=not args.no_export, log=log.info,
+                                   only_folds=args.only_folds)
+    log.info("finished in %.0f s (this invocation)", time.perf_counter() - start)
+    if metrics is None:  # only some folds were trained: nothing to report yet
+        return
+    print(json.dumps({"validation": metrics["validation"],
+                      "pooled_out_of_fold": metrics["pooled_out_of_fold"],
+                      "pooled_peer": metrics["pooled_peer"]}, indent=2))
+
+
+def _run_study(args, parser):
+    from .data import load_dataset
+    from .study import PROFILES, StudyProfile, run_study
+
+    profile = (PROFILES[args.profile] if args.profile in PROFILES
+               else StudyProfile.from_json(args.profile))
+    results = run_study(load_dataset(args.data_dir), profile, args.study_dir, log=log.info,
+                        only=args.only)
+    log.info("%d runs finished; see %s", len(results), args.study_dir / "summary.ecsv")
+
+
+def _run_report(args, parser):
+    from .study.report import write_report
+
+    write_report(args.study_dir, args.out, data_dir=args.data_dir, log=log.info)
+
+
+def _run_calibrate(args, parser):
+    from .calibration import calibrate_shipped
+    from .data import load_dataset
+
+    calibration = calibrate_shipped(args.name, load_dataset(args.data_dir), stretch=args.stretch)
+    print(json.dumps(calibration, indent=2))
+
+
+def _run_composite(args, parser):
+    from .composite import compose, parse_components, rank_combinations
+    from .data import load_dataset
+
+    if args.search:
+        ranked = rank_combinations(args.search, load_dataset(args.data_dir),
+                                   max_size=args.max_size)
+        for column in ("r2", "rmse", "mae", "wrmse", "wmae"):
+            ranked[column].info.format = ".4f"
+        ranked.pprint_all()
+        return
+    if not (args.name and args.components):
+        parser.error("composite needs --name and --components (or --search)")
+    manifest = compose(args.name, parse_components(args.components), load_dataset(args.data_dir))
+    print(json.dumps({"output_stretch": manifest.output_stretch,
+                      "uncertainty_calibration": manifest.uncertainty_calibration}, indent=2))
+
+
+def _run_domain(args, parser):
+    from .data import load_dataset
+    from .ship import update_training_domain
+
+    print(json.dumps(update_training_domain(args.name, load_dataset(args.data_dir)), indent=2))
+
+
+def _run_ship(args, parser):
+    from .readme import update_readme
+    from .ship import record_results, ship_run
+
+    command = args.produced_by or f"python -m training cv --run-dir {args.run_dir}"
+    path = ship_run(args.run_dir, args.name, produced_by=command, make_default=args.default)
+    log.info("shipped %s", path)
+    log.info("results recorded in %s", record_results(args.run_dir, args.name))
+    if args.default:
+        metrics = json.loads((args.run_dir / "metrics.json").read_text())
+        readme = Path(__file__).resolve().parents[1] / "README.md"
+        update_readme(readme, metrics, args.name, command)
+        log.info("README accuracy table updated")
+
+
+#: Every subcommand: name → (adds the subcommand's parser, given the subparsers
+#: and the name; runs it, given the parsed arguments and the main parser). The
+#: help lists them in this order.
+COMMANDS = {
+    "cv": (_cv_parser, _run_cv),
+    "ship": (_ship_parser, _run_ship),
+    "study": (_study_parser, _run_study),
+    "calibrate": (_calibrate_parser, _run_calibrate),
+    "domain": (_domain_parser, _run_domain),
+    "composite": (_composite_parser, _run_composite),
+    "report": (_report_parser, _run_report),
+}
+
+
 def main(argv=None):
+    """Run one subcommand of ``python -m training``.
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        The arguments (default: ``sys.argv[1:]``).
+
+    Returns
+    -------
+    int
+        The exit status (0; argument errors exit through `argparse`).
+    """
     parser = argparse.ArgumentParser(prog="python -m training", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    _cv_parser(sub)
-    _ship_parser(sub)
-    _study_parser(sub)
-    _calibrate_parser(sub)
-    _domain_parser(sub)
-    _composite_parser(sub)
-    _report_parser(sub)
+    for name, (add_parser, _) in COMMANDS.items():
+        add_parser(sub, name)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-
-    if args.command == "cv":
-        from .cv import run_cross_validation
-        from .data import load_dataset
-
-        config = TrainingConfig(
-            architecture=args.architecture,
-            preprocessing=PreprocessingConfig(n_phases=args.n_phases, variant=args.variant).to_dict(),
-            n_folds=args.folds, seed=args.seed, members_per_fold=args.members_per_fold,
-            learning_rate=args.learning_rate, batch_size=args.batch_size,
-            max_epochs=args.max_epochs, patience=args.patience,
-            reduce_lr_patience=args.reduce_lr_patience, weight_power=args.weight_power,
-            model_kwargs={"units": args.units} if args.units else {},
-            augment=args.augment,
-        )
-        start = time.perf_counter()
-        metrics = run_cross_validation(load_dataset(args.data_dir), config, args.run_dir,
-                                       export=not args.no_export, log=log.info,
-                                       only_folds=args.only_folds)
-        log.info("finished in %.0f s (this invocation)", time.perf_counter() - start)
-        if metrics is None:
-            return 0
-        print(json.dumps({"validation": metrics["validation"],
-                          "pooled_out_of_fold": metrics["pooled_out_of_fold"],
-                          "pooled_peer": metrics["pooled_peer"]}, indent=2))
-    elif args.command == "study":
-        from .data import load_dataset
-        from .study import PROFILES, StudyProfile, run_study
-
-        profile = (PROFILES[args.profile] if args.profile in PROFILES
-                   else StudyProfile.from_json(args.profile))
-        results = run_study(load_dataset(args.data_dir), profile, args.study_dir, log=log.info,
-                            only=args.only)
-        log.info("%d runs finished; see %s", len(results), args.study_dir / "summary.ecsv")
-    elif args.command == "report":
-        from .study.report import write_report
-
-        write_report(args.study_dir, args.out, data_dir=args.data_dir, log=log.info)
-    elif args.command == "calibrate":
-        from .calibration import calibrate_shipped
-        from .data import load_dataset
-
-        calibration = calibrate_shipped(args.name, load_dataset(args.data_dir),
-                                        stretch=args.stretch)
-        print(json.dumps(calibration, indent=2))
-    elif args.command == "composite":
-        from .composite import compose, parse_components, rank_combinations
-        from .data import load_dataset
-
-        if args.search:
-            ranked = rank_combinations(args.search, load_dataset(args.data_dir),
-                                       max_size=args.max_size)
-            for column in ("r2", "rmse", "mae", "wrmse", "wmae"):
-                ranked[column].info.format = ".4f"
-            ranked.pprint_all()
-            return 0
-        if not (args.name and args.components):
-            parser.error("composite needs --name and --components (or --search)")
-        manifest = compose(args.name, parse_components(args.components),
-                           load_dataset(args.data_dir))
-        print(json.dumps({"output_stretch": manifest.output_stretch,
-                          "uncertainty_calibration": manifest.uncertainty_calibration}, indent=2))
-    elif args.command == "domain":
-        from .data import load_dataset
-        from .ship import update_training_domain
-
-        print(json.dumps(update_training_domain(args.name, load_dataset(args.data_dir)), indent=2))
-    elif args.command == "ship":
-        from .readme import update_readme
-        from .ship import record_results, ship_run
-
-        command = args.produced_by or f"python -m training cv --run-dir {args.run_dir}"
-        path = ship_run(args.run_dir, args.name, produced_by=command, make_default=args.default)
-        log.info("shipped %s", path)
-        log.info("results recorded in %s", record_results(args.run_dir, args.name))
-        if args.default:
-            metrics = json.loads((args.run_dir / "metrics.json").read_text())
-            readme = Path(__file__).resolve().parents[1] / "README.md"
-            update_readme(readme, metrics, args.name, command)
-            log.info("README accuracy table updated")
+    _, run = COMMANDS[args.command]
+    run(args, parser)
     return 0
 
 
