@@ -16,6 +16,12 @@ Layout of a run directory::
 
 A fold is recomputed only if its ``done.json`` is missing, so an interrupted run
 continues where it stopped and never redoes a finished fold.
+
+`run_cross_validation` goes through named steps: record the configuration,
+prepare the data, plan the folds, run each fold (load or train its members,
+predict, export, score), then collect the out-of-fold metrics, calibrate the
+uncertainty and write the results. `training.member` does the work for one
+member.
 """
 
 import json
@@ -32,7 +38,8 @@ from rrlyrae_metallicity.preprocessing import PreprocessingConfig
 from .calibration import uncertainty_calibration
 from .data import augmented_inputs, density_weights, preprocess
 from .files import write_json
-from .folds import strata, stratified_folds
+from .folds import stratified_folds
+from .member import export_member, predict, train_member
 from .metrics import regression_metrics, summarise_folds
 
 __all__ = ["TrainingConfig", "run_cross_validation", "member_file"]
@@ -101,77 +108,6 @@ class TrainingConfig:
         return asdict(self)
 
 
-class _EpochProgress:
-    """Keras callback showing one tqdm bar per trained member."""
-
-    def __new__(cls, description, total):
-        import keras
-        from tqdm.auto import tqdm
-
-        class Callback(keras.callbacks.Callback):
-            def on_train_begin(self, logs=None):
-                self.bar = tqdm(total=total, desc=description, leave=False)
-
-            def on_epoch_end(self, epoch, logs=None):
-                self.bar.update(1)
-                self.bar.set_postfix(loss=f"{logs['loss']:.4f}", val=f"{logs['val_loss']:.4f}")
-
-            def on_train_end(self, logs=None):
-                self.bar.close()
-
-        return Callback()
-
-
-def _train_member(config, inputs, feh, weights, train_idx, seed, description, augmented=None):
-    """Train one model on ``train_idx``; return it and its history.
-
-    ``augmented`` (copies, n_stars, length, 2) adds re-sampled light curves of
-    the fit stars to the fit set.
-    """
-    import keras
-    from sklearn.model_selection import train_test_split
-
-    from .architectures import build_model
-
-    fit_idx, val_idx = train_test_split(
-        train_idx, test_size=config.validation_fraction, random_state=seed,
-        stratify=strata(feh[train_idx], config.n_bins),
-    )
-    # Free the graphs of earlier members: a study trains hundreds in one process.
-    keras.backend.clear_session()
-    keras.utils.set_random_seed(seed)
-    prep = PreprocessingConfig(**config.preprocessing)
-    model = build_model(
-        config.architecture, inputs.shape[1:], masked=prep.variant == "raw",
-        label_mean=float(np.mean(feh[fit_idx])), label_std=float(np.std(feh[fit_idx])),
-        **config.model_kwargs,
-    )
-    # XLA ("auto") made the GRU 4x slower per epoch on CPU and its compilation
-    # dominates short runs; plain graphs are never slower here.
-    model.compile(optimizer=keras.optimizers.Adam(config.learning_rate), loss="mse",
-                  weighted_metrics=[], jit_compile=False,
-                  run_eagerly=config.run_eagerly)
-    callbacks = [
-        keras.callbacks.EarlyStopping(patience=config.patience, restore_best_weights=True),
-        _EpochProgress(description, config.max_epochs),
-    ]
-    if config.reduce_lr_patience:
-        callbacks.append(keras.callbacks.ReduceLROnPlateau(
-            factor=0.5, patience=config.reduce_lr_patience, min_lr=1e-5))
-    fit_x, fit_y, fit_w = inputs[fit_idx], feh[fit_idx], weights[fit_idx]
-    if augmented is not None and len(augmented):
-        fit_x = np.concatenate([fit_x, *augmented[:, fit_idx]])
-        fit_y = np.tile(fit_y, len(augmented) + 1)
-        fit_w = np.tile(fit_w, len(augmented) + 1)
-    history = model.fit(
-        fit_x, fit_y, sample_weight=fit_w,
-        validation_data=(inputs[val_idx], feh[val_idx], weights[val_idx]),
-        batch_size=config.batch_size, epochs=config.max_epochs, shuffle=True,
-        callbacks=callbacks, verbose=0,
-    )
-    return model, {k: [float(v) for v in vals] for k, vals in history.history.items()}
-
-
 def member_file(run_dir, fold, member, suffix):
     """Path of one member's file in a run directory (see the module docstring).
 
@@ -180,33 +116,167 @@ def member_file(run_dir, fold, member, suffix):
     return Path(run_dir) / f"fold_{fold}" / f"member_{member}{suffix}"
 
 
-def _export_member(model, run_dir, fold, member, check_inputs, atol, export_errors, log):
-    """Export one member to ONNX unless done; with ``export_errors="record"`` a failure is recorded."""
-    from .export import ExportError, export_onnx
+@dataclass
+class _RunData:
+    """What every fold of a run reads, one entry per star of the dataset."""
 
-    onnx_path = member_file(run_dir, fold, member, ".onnx")
-    error_path = member_file(run_dir, fold, member, ".export_error.json")
-    if onnx_path.exists() or error_path.exists():
-        return
-    try:
-        diff = export_onnx(model, onnx_path, check_inputs, atol=atol)
-    except ExportError as error:
-        if export_errors != "record":
-            raise
-        # The check is deterministic: record the failure once instead of retrying on resume.
-        write_json(error_path, {"message": str(error), "max_diff": error.max_diff,
-                                 "keras_self_diff": error.keras_self_diff})
-        log(f"fold {fold}: member {member} NOT exported: {error}")
-        return
-    log(f"fold {fold}: member {member} exported to ONNX, max |ONNX - Keras| = {diff:.2e} dex")
+    inputs: np.ndarray  # model inputs, (n_stars, length, 2)
+    amplitudes: np.ndarray  # of the smoothed light curves, recorded with the predictions
+    augmented: np.ndarray | None  # re-sampled inputs, (copies, n_stars, length, 2)
+    feh: np.ndarray
+    feh_peer: np.ndarray
+    weights: np.ndarray  # the paper's density weights: every metric uses them
+    train_weights: np.ndarray  # those raised to config.weight_power, mean 1
 
 
-def _predict(model, inputs, batch_size=2048):
-    # Direct calls instead of model.predict, which traces a new graph per model.
-    return np.concatenate([
-        np.asarray(model(inputs[i:i + batch_size], training=False)).ravel()
-        for i in range(0, len(inputs), batch_size)
-    ]) if len(inputs) else np.empty(0)
+def _record_config(run_dir, config):
+    """Write ``config.json``, or check that a resumed run has the same configuration."""
+    config_path = run_dir / "config.json"
+    if config_path.exists():
+        # Fields added to TrainingConfig since the run started take their
+        # defaults, which reproduce the behaviour from before they existed.
+        stored = TrainingConfig(**json.loads(config_path.read_text())).to_dict()
+        if stored != config.to_dict():
+            raise ValueError(
+                f"{run_dir} holds a run with another configuration; resume it with the "
+                f"same options or choose a new --run-dir.\nstored: {stored}\nasked: {config.to_dict()}"
+            )
+    else:
+        write_json(config_path, config.to_dict())
+
+
+def _prepare_data(dataset, config, cache_dir, progress):
+    """Model inputs (cached), labels and weights of every star."""
+    prep = PreprocessingConfig(**config.preprocessing)
+    inputs, amplitudes = preprocess(dataset, prep, progress=progress, cache_dir=cache_dir)
+    augmented = (augmented_inputs(dataset, prep, config.augment, seed=config.seed,
+                                  originals=inputs)
+                 if config.augment else None)
+    feh = dataset.feh
+    weights = density_weights(feh)
+    train_weights = weights**config.weight_power
+    train_weights /= train_weights.mean()
+    return _RunData(inputs=inputs, amplitudes=amplitudes, augmented=augmented, feh=feh,
+                    feh_peer=dataset.feh_peer, weights=weights, train_weights=train_weights)
+
+
+def _plan_folds(feh, config, run_dir):
+    """Fold of every star, saved as ``folds.npy``."""
+    folds = stratified_folds(feh, config.n_folds, config.n_bins, config.seed)
+    np.save(run_dir / "folds.npy", folds)
+    return folds
+
+
+def _member_model(data, config, run_dir, fold, member, train_idx, log):
+    """Member ``member`` of fold ``fold``: loaded if saved, else trained and saved."""
+    import keras
+
+    member_path = member_file(run_dir, fold, member, ".keras")
+    if member_path.exists():
+        return keras.models.load_model(member_path)
+    start = time.perf_counter()
+    seed = config.seed + 1000 * fold + member
+    model, history = train_member(
+        config, data.inputs, data.feh, data.train_weights, train_idx, seed,
+        f"fold {fold + 1}/{config.n_folds} member {member + 1}/{config.members_per_fold}",
+        augmented=data.augmented,
+    )
+    wall = time.perf_counter() - start
+    # Saved under a temporary name first: a killed run must not leave a half-written model.
+    model.save(str(member_path) + ".tmp.keras")
+    os.replace(str(member_path) + ".tmp.keras", member_path)
+    write_json(member_file(run_dir, fold, member, ".json"),
+               {"seed": seed, "wall_time_s": wall, "epochs": len(history["loss"]),
+                "history": history})
+    log(f"fold {fold}: member {member} trained in {wall:.0f} s, "
+        f"{len(history['loss'])} epochs, best val loss {min(history['val_loss']):.4f}")
+    return model
+
+
+def _run_fold(data, config, run_dir, folds, fold, oof, *, export, export_atol, export_errors,
+              log):
+    """Load or train, predict and export every member of one fold, and score the fold.
+
+    Fills the fold's rows of ``oof`` (out-of-fold prediction of every member)
+    and writes ``done.json`` once.
+
+    Returns
+    -------
+    validation, training : dict
+        `training.metrics.regression_metrics` of the fold's members' mean on
+        its held-out and on its training stars.
+    """
+    fold_dir = run_dir / f"fold_{fold}"
+    fold_dir.mkdir(exist_ok=True)
+    test_idx = np.flatnonzero(folds == fold)
+    train_idx = np.flatnonzero(folds != fold)
+    done = fold_dir / "done.json"
+    if done.exists():
+        log(f"fold {fold}: already complete, loading")
+    train_preds = []
+    for member in range(config.members_per_fold):
+        model = _member_model(data, config, run_dir, fold, member, train_idx, log)
+        oof[test_idx, member] = predict(model, data.inputs[test_idx])
+        train_preds.append(predict(model, data.inputs[train_idx]))
+        if export:
+            export_member(model, member_file(run_dir, fold, member, ".onnx"),
+                          member_file(run_dir, fold, member, ".export_error.json"),
+                          data.inputs[test_idx], atol=export_atol, export_errors=export_errors,
+                          log=log, label=f"fold {fold}: member {member}")
+    feh, weights = data.feh, data.weights
+    validation = regression_metrics(feh[test_idx], oof[test_idx].mean(axis=1), weights[test_idx])
+    training = regression_metrics(feh[train_idx], np.mean(train_preds, axis=0),
+                                  weights[train_idx])
+    peer = regression_metrics(feh[test_idx], data.feh_peer[test_idx], weights[test_idx])
+    if not done.exists():
+        write_json(done, {"validation": validation, "training": training, "peer": peer})
+    log(f"fold {fold}: validation RMSE {validation['rmse']:.4f} MAE {validation['mae']:.4f} "
+        f"(peer on the same stars: RMSE {peer['rmse']:.4f} MAE {peer['mae']:.4f})")
+    return validation, training
+
+
+def _out_of_fold_metrics(data, config, run_dir, folds, oof, per_fold_val, per_fold_train):
+    """The metrics of the whole run: per-fold summaries, pooled out-of-fold, training time."""
+    feh, weights = data.feh, data.weights
+    peer_per_fold = [regression_metrics(feh[folds == k], data.feh_peer[folds == k],
+                                        weights[folds == k]) for k in range(config.n_folds)]
+    return {
+        "config": config.to_dict(),
+        "n_stars": len(feh),
+        "validation": summarise_folds(per_fold_val),
+        "training": summarise_folds(per_fold_train),
+        "peer_same_folds": summarise_folds(peer_per_fold),
+        "pooled_out_of_fold": regression_metrics(feh, oof.mean(axis=1), weights),
+        "pooled_peer": regression_metrics(feh, data.feh_peer, weights),
+        "wall_time_s": sum(
+            json.loads(member_file(run_dir, k, s, ".json").read_text())["wall_time_s"]
+            for k in range(config.n_folds) for s in range(config.members_per_fold)
+        ),
+    }
+
+
+def _export_failures(config, run_dir):
+    """Every member that failed the ONNX check, with why (``export_errors="record"``)."""
+    return [
+        {"fold": k, "member": s, **json.loads(path.read_text())}
+        for k in range(config.n_folds) for s in range(config.members_per_fold)
+        if (path := member_file(run_dir, k, s, ".export_error.json")).exists()
+    ]
+
+
+def _write_results(dataset, data, run_dir, folds, oof, metrics):
+    """Write ``metrics.json`` and ``oof_predictions.ecsv``."""
+    write_json(run_dir / "metrics.json", metrics)
+    table = Table()
+    table["source_id"] = dataset.stars["source_id"]
+    table["feh"] = data.feh
+    table["feh_pred"] = oof.mean(axis=1)
+    table["feh_pred_members"] = oof
+    table["feh_dg22"] = data.feh_peer
+    table["fold"] = folds
+    table["weight"] = data.weights
+    table["amplitude"] = data.amplitudes
+    table.write(run_dir / "oof_predictions.ecsv", overwrite=True)
 
 
 def run_cross_validation(dataset, config, run_dir, *, export=True, log=print, only_folds=None,
@@ -245,120 +315,29 @@ def run_cross_validation(dataset, config, run_dir, *, export=True, log=print, on
     dict or None
         The content of ``metrics.json``.
     """
-    import keras
-
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    config_path = run_dir / "config.json"
-    if config_path.exists():
-        # Fields added to TrainingConfig since the run started take their
-        # defaults, which reproduce the behaviour from before they existed.
-        stored = TrainingConfig(**json.loads(config_path.read_text())).to_dict()
-        if stored != config.to_dict():
-            raise ValueError(
-                f"{run_dir} holds a run with another configuration; resume it with the "
-                f"same options or choose a new --run-dir.\nstored: {stored}\nasked: {config.to_dict()}"
-            )
-    else:
-        write_json(config_path, config.to_dict())
-
-    prep = PreprocessingConfig(**config.preprocessing)
-    inputs, amplitudes = preprocess(dataset, prep, progress=progress,
-                                    cache_dir=run_dir.parent / "cache" if cache_dir is None else cache_dir)
-    augmented = (augmented_inputs(dataset, prep, config.augment, seed=config.seed,
-                                  originals=inputs)
-                 if config.augment else None)
-    feh = dataset.feh
-    weights = density_weights(feh)
-    train_weights = weights**config.weight_power
-    train_weights /= train_weights.mean()
-    folds = stratified_folds(feh, config.n_folds, config.n_bins, config.seed)
-    np.save(run_dir / "folds.npy", folds)
+    _record_config(run_dir, config)
+    data = _prepare_data(dataset, config, run_dir.parent / "cache" if cache_dir is None
+                         else cache_dir, progress)
+    folds = _plan_folds(data.feh, config, run_dir)
 
     oof = np.full((len(dataset), config.members_per_fold), np.nan)
     per_fold_val, per_fold_train = [], []
     for k in range(config.n_folds):
         if only_folds is not None and k not in only_folds:
             continue
-        fold_dir = run_dir / f"fold_{k}"
-        fold_dir.mkdir(exist_ok=True)
-        test_idx = np.flatnonzero(folds == k)
-        train_idx = np.flatnonzero(folds != k)
-        done = fold_dir / "done.json"
-        if done.exists():
-            log(f"fold {k}: already complete, loading")
-        train_preds = []
-        for s in range(config.members_per_fold):
-            member_path = member_file(run_dir, k, s, ".keras")
-            if member_path.exists():
-                model = keras.models.load_model(member_path)
-            else:
-                start = time.perf_counter()
-                seed = config.seed + 1000 * k + s
-                model, history = _train_member(
-                    config, inputs, feh, train_weights, train_idx, seed,
-                    f"fold {k + 1}/{config.n_folds} member {s + 1}/{config.members_per_fold}",
-                    augmented=augmented,
-                )
-                wall = time.perf_counter() - start
-                model.save(str(member_path) + ".tmp.keras")
-                os.replace(str(member_path) + ".tmp.keras", member_path)
-                write_json(member_file(run_dir, k, s, ".json"),
-                            {"seed": seed, "wall_time_s": wall, "epochs": len(history["loss"]),
-                             "history": history})
-                log(f"fold {k}: member {s} trained in {wall:.0f} s, "
-                    f"{len(history['loss'])} epochs, best val loss {min(history['val_loss']):.4f}")
-            oof[test_idx, s] = _predict(model, inputs[test_idx])
-            train_preds.append(_predict(model, inputs[train_idx]))
-            if export:
-                _export_member(model, run_dir, k, s, inputs[test_idx], export_atol,
-                               export_errors, log)
-        train_pred = np.mean(train_preds, axis=0)
-        val_metrics = regression_metrics(feh[test_idx], oof[test_idx].mean(axis=1), weights[test_idx])
-        train_metrics = regression_metrics(feh[train_idx], train_pred, weights[train_idx])
-        peer_metrics = regression_metrics(feh[test_idx], dataset.feh_peer[test_idx], weights[test_idx])
-        per_fold_val.append(val_metrics)
-        per_fold_train.append(train_metrics)
-        if not done.exists():
-            write_json(done, {"validation": val_metrics, "training": train_metrics,
-                               "peer": peer_metrics})
-        log(f"fold {k}: validation RMSE {val_metrics['rmse']:.4f} MAE {val_metrics['mae']:.4f} "
-            f"(peer on the same stars: RMSE {peer_metrics['rmse']:.4f} MAE {peer_metrics['mae']:.4f})")
-
+        validation, training = _run_fold(data, config, run_dir, folds, k, oof, export=export,
+                                         export_atol=export_atol, export_errors=export_errors,
+                                         log=log)
+        per_fold_val.append(validation)
+        per_fold_train.append(training)
     if only_folds is not None:
         return None
-    prediction = oof.mean(axis=1)
-    peer_per_fold = [regression_metrics(feh[folds == k], dataset.feh_peer[folds == k],
-                                        weights[folds == k]) for k in range(config.n_folds)]
-    metrics = {
-        "config": config.to_dict(),
-        "n_stars": len(dataset),
-        "validation": summarise_folds(per_fold_val),
-        "training": summarise_folds(per_fold_train),
-        "peer_same_folds": summarise_folds(peer_per_fold),
-        "pooled_out_of_fold": regression_metrics(feh, prediction, weights),
-        "pooled_peer": regression_metrics(feh, dataset.feh_peer, weights),
-        "wall_time_s": sum(
-            json.loads(member_file(run_dir, k, s, ".json").read_text())["wall_time_s"]
-            for k in range(config.n_folds) for s in range(config.members_per_fold)
-        ),
-        "uncertainty": uncertainty_calibration(feh, oof, folds),
-        "export_failures": [
-            {"fold": k, "member": s, **json.loads(path.read_text())}
-            for k in range(config.n_folds) for s in range(config.members_per_fold)
-            if (path := member_file(run_dir, k, s, ".export_error.json")).exists()
-        ],
-    }
-    write_json(run_dir / "metrics.json", metrics)
 
-    table = Table()
-    table["source_id"] = dataset.stars["source_id"]
-    table["feh"] = feh
-    table["feh_pred"] = prediction
-    table["feh_pred_members"] = oof
-    table["feh_dg22"] = dataset.feh_peer
-    table["fold"] = folds
-    table["weight"] = weights
-    table["amplitude"] = amplitudes
-    table.write(run_dir / "oof_predictions.ecsv", overwrite=True)
+    metrics = _out_of_fold_metrics(data, config, run_dir, folds, oof, per_fold_val,
+                                   per_fold_train)
+    metrics["uncertainty"] = uncertainty_calibration(data.feh, oof, folds)
+    metrics["export_failures"] = _export_failures(config, run_dir)
+    _write_results(dataset, data, run_dir, folds, oof, metrics)
     return metrics
