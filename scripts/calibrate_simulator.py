@@ -46,8 +46,11 @@ from scipy.stats import chi2
 
 from rrlyrae_metallicity import simulate
 
-# ``training`` is not installed: it is imported from the repository root.
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+# ``training`` is never installed: it is imported from the repository, which
+# goes after site-packages so that an installed package is still the one used.
+REPOSITORY = str(Path(__file__).resolve().parents[1])
+if REPOSITORY not in sys.path:
+    sys.path.append(REPOSITORY)
 
 from training.data import DEFAULT_DATA_DIR, load_dataset  # noqa: E402
 

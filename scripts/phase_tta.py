@@ -25,8 +25,11 @@ from astropy.table import Table
 from rrlyrae_metallicity.models import load_model
 from rrlyrae_metallicity.stretch import crossfit_stretch
 
-# ``training`` is not installed: it is imported from the repository root.
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+# ``training`` is never installed: it is imported from the repository, which
+# goes after site-packages so that an installed package is still the one used.
+REPOSITORY = str(Path(__file__).resolve().parents[1])
+if REPOSITORY not in sys.path:
+    sys.path.append(REPOSITORY)
 
 from training.data import DEFAULT_DATA_DIR, density_weights, load_dataset  # noqa: E402
 from training.metrics import regression_metrics  # noqa: E402

@@ -209,7 +209,13 @@ def augmented_inputs(dataset, config, copies, *, seed, originals, keep_fraction=
 
 
 def _code_version():
-    """Hash of the pre-processing source, so that a change invalidates the cache."""
-    import rrlyrae_metallicity.preprocessing as module
+    """Hash of the pre-processing source, so that a change invalidates the cache.
 
-    return hashlib.sha256(Path(module.__file__).read_bytes()).hexdigest()[:16]
+    The smoothers live in their own module since the pre-processing was split:
+    both are hashed, or a changed smoother would reuse stale inputs.
+    """
+    import rrlyrae_metallicity.preprocessing as preprocessing
+    import rrlyrae_metallicity.smoothing as smoothing
+
+    source = b"".join(Path(m.__file__).read_bytes() for m in (preprocessing, smoothing))
+    return hashlib.sha256(source).hexdigest()[:16]
