@@ -63,7 +63,8 @@ def _predict(args):
         print(f"wrote {len(result)} rows to {args.output}", file=sys.stderr)
     else:
         shown = [c for c in ("source_id", "pf", "feh_phot", "feh_phot_std", "feh_status",
-                             "feh_domain", "feh_simulated") if c in result.colnames]
+                             "feh_domain", "feh_n_epochs", "feh_simulated")
+                 if c in result.colnames]
         result[shown].pprint(max_lines=-1, max_width=-1)
     n_ok = int((result["feh_status"] == "ok").sum())
     n_outside = int((result["feh_domain"] != "").sum())
@@ -146,8 +147,9 @@ def build_parser():
         description="Read a Gaia epoch-photometry file (DataLink EPOCH_PHOTOMETRY or the "
                     "gaiadr3.epoch_photometry TAP table; VOTable, ECSV, CSV or FITS), keep the "
                     "unrejected G transits, and write the star table with feh_phot, "
-                    "feh_phot_std (dex), feh_status and feh_domain columns. The periods come "
-                    "from --periods (one row per star) or --period (one for all); every star "
+                    "feh_phot_std (dex), feh_status, feh_domain and feh_n_epochs columns. The "
+                    "periods come from --periods (one row per star) or --period (one for all, "
+                    "in days); every star "
                     "of the period table is kept, in order. The catalogue is processed in "
                     "chunks of stars; the output is written atomically (temporary file, then "
                     "rename).",

@@ -1,6 +1,27 @@
-"""Shared pytest configuration: tests that need the Gaia archive run on request."""
+"""Shared pytest configuration and fixtures.
+
+The tests run against the installed package (tox installs the wheel and runs
+them from a folder outside the repository, as astropy's are run). The
+repository's ``training/`` module is never installed: its folder is appended
+to ``sys.path``, after site-packages, so that ``import training`` works while
+``import rrlyrae_metallicity`` still finds the installed copy.
+
+Tests that need the Gaia archive run on request (``--remote-data``); those
+that need the real data of ``../shared/data`` skip, with the reason, where it
+is absent.
+"""
+
+import sys
+from pathlib import Path
 
 import pytest
+
+REPOSITORY = Path(__file__).resolve().parents[1]
+#: The real data sets beside the repository (absent on a user's machine).
+SHARED_DATA = REPOSITORY.parent / "shared" / "data"
+
+if (REPOSITORY / "training").is_dir() and str(REPOSITORY) not in sys.path:
+    sys.path.append(str(REPOSITORY))
 
 
 def pytest_addoption(parser):
@@ -24,6 +45,40 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "remote_data" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def simulated_stars():
+    """Six simulated Gaia-like RRab stars (`rrlyrae_metallicity.simulate`, seed 11)."""
+    from rrlyrae_metallicity import simulate
+
+    return simulate.simulate_stars(6, seed=11)
+
+
+@pytest.fixture(scope="session")
+def simulated_curves(simulated_stars):
+    """A 50-epoch raw-time `~astropy.timeseries.TimeSeries` of each of `simulated_stars`."""
+    from rrlyrae_metallicity import simulate
+
+    return [simulate.simulate_lightcurve(star, n_epochs=50, rng=i)
+            for i, star in enumerate(simulated_stars)]
+
+
+@pytest.fixture(scope="session")
+def example_files():
+    """Paths of the embedded example: (epoch photometry, vari_rrlyrae), as strings."""
+    from rrlyrae_metallicity.cli import example_paths
+
+    return tuple(str(path) for path in example_paths())
+
+
+@pytest.fixture(scope="session")
+def shared_gaia():
+    """Folder of the labelled Gaia light curves in ../shared/data; skips where absent."""
+    folder = SHARED_DATA / "gaia_dr2_rrab_g"
+    if not (folder / "stars.ecsv").exists():
+        pytest.skip(f"shared training data not found in {folder}")
+    return folder
 
 
 @pytest.fixture(scope="session")

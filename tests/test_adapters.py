@@ -18,7 +18,6 @@ from astropy.timeseries import TimeSeries
 from astropy.utils.masked import Masked
 
 import rrlyrae_metallicity as rm
-from rrlyrae_metallicity import simulate
 from rrlyrae_metallicity.adapters import epoch_times, magnitude_column, period_in_days
 from rrlyrae_metallicity.exceptions import LightCurveError, LightCurveTypeError
 
@@ -26,10 +25,9 @@ TOLERANCE = 1e-6  # dex
 
 
 @pytest.fixture(scope="module")
-def star():
+def star(simulated_stars, simulated_curves):
     """A raw-time light curve as astronomers hold it, its period, and its [Fe/H]."""
-    params = simulate.simulate_stars(1, seed=8)[0]
-    sim = simulate.simulate_lightcurve(params, n_epochs=45, rng=8)
+    sim, params = simulated_curves[2], simulated_stars[2]
     ts = TimeSeries(time=Time(sim.time.jd, format="jd", scale="tcb"),
                     data={"mag": sim["mag"], "mag_error": sim["mag_error"]})
     ts.meta["source_id"] = int(params["source_id"])
@@ -104,13 +102,12 @@ def test_mapping_names_every_star(star):
     assert 15 <= result["feh_n_epochs"][0] <= len(ts) and result["feh_n_epochs"][1] == 0
 
 
-def test_mapping_from_read_epoch_photometry_is_predicted_by_key():
-    from rrlyrae_metallicity.cli import example_paths
+def test_mapping_from_read_epoch_photometry_is_predicted_by_key(example_files):
     from rrlyrae_metallicity.gaia import read_epoch_photometry, read_rrlyrae_parameters
 
-    photometry, parameters = example_paths()
-    curves = read_epoch_photometry(str(photometry))
-    stars = read_rrlyrae_parameters(str(parameters))
+    photometry, parameters = example_files
+    curves = read_epoch_photometry(photometry)
+    stars = read_rrlyrae_parameters(parameters)
     periods = {int(s["source_id"]): s["pf"] for s in stars}
     result = rm.predict_feh(curves, periods)
     assert list(result["source_id"]) == list(curves)

@@ -19,13 +19,13 @@ from rrlyrae_metallicity.preprocessing import fold_times, prepare_inputs
 
 
 @pytest.fixture(scope="module")
-def stars():
-    return simulate.simulate_stars(6, seed=11)
+def stars(simulated_stars):
+    return simulated_stars
 
 
 @pytest.fixture(scope="module")
-def curves(stars):
-    return [simulate.simulate_lightcurve(star, n_epochs=50, rng=i) for i, star in enumerate(stars)]
+def curves(simulated_curves):
+    return simulated_curves
 
 
 def test_default_model_is_shipped_and_verified():

@@ -40,9 +40,9 @@ def shipped():
 
 
 @pytest.fixture(scope="module")
-def gaia_dataset():
+def gaia_dataset(shared_gaia):
     training = pytest.importorskip("training.data", reason="needs the repository's training/")
-    return training.load_dataset(GAIA)
+    return training.load_dataset(shared_gaia)
 
 
 def _preprocess(dataset, config, cache_dir):
