@@ -63,6 +63,7 @@ __all__ = [
     "gaia_cadence",
     "simulate_stars",
     "lightcurve_model",
+    "harmonics",
     "simulate_lightcurve",
     "simulate_epoch_photometry",
     "write_example",
@@ -221,8 +222,29 @@ def gaia_cadence(n_epochs: int, *, rng: np.random.Generator | int | None = None)
     return np.sort(np.asarray(times, dtype=float))
 
 
-def _harmonics(a1, r21, r31, r41, phi21, phi31, phi41, *, sharpening):
-    """Amplitudes and phases ``phi_k1`` of harmonics 1-8, shape ``(..., 8)``."""
+def harmonics(a1, r21, r31, r41, phi21, phi31, phi41, *, sharpening):
+    """Amplitudes and phases of the simulator's eight Fourier harmonics.
+
+    Harmonics 1-4 follow from the Fourier parameters; 5-8 continue the
+    amplitude ratio and phase step of harmonics 3-4 (the "sharpening" of the
+    rise to maximum), scaled by ``sharpening["scale"]``.
+
+    Parameters
+    ----------
+    a1 : array-like
+        Amplitude of the first harmonic (mag).
+    r21, r31, r41 : array-like
+        Amplitude ratios ``A_k / A_1``.
+    phi21, phi31, phi41 : array-like
+        Phase differences ``phi_k1`` (radians).
+    sharpening : dict
+        ``scale`` and ``q_max`` of the higher harmonics (see `calibration`).
+
+    Returns
+    -------
+    amplitude, phase : ndarray, shape ``(..., 8)``
+        Amplitudes (mag) and phases ``phi_k1`` (radians) of harmonics 1-8.
+    """
     a1, r21, r31, r41, phi21, phi31, phi41 = np.broadcast_arrays(
         *[np.asarray(x, dtype=float) for x in (a1, r21, r31, r41, phi21, phi31, phi41)]
     )
@@ -297,7 +319,7 @@ def _star_model(params):
     sharpening = _load_calibration()["sharpening"]
     shape = [_value(params, name) for name in ("r21", "r31", "r41")]
     angles = [_value(params, name, u.rad) for name in ("phi21", "phi31", "phi41")]
-    amplitude, phase = _harmonics(_value(params, "a1", u.mag), *shape, *angles,
+    amplitude, phase = harmonics(_value(params, "a1", u.mag), *shape, *angles,
                                   sharpening=sharpening)
     return amplitude, phase, _phase_of_maximum(amplitude, phase), _value(params, "mean_g", u.mag)
 
@@ -347,7 +369,7 @@ def _draw_shapes(n, rng, cal):
     while sum(len(k) for k in kept) < n:
         z = np.clip(mean + rng.standard_normal((2 * n + 8, len(names))) @ chol.T, low, high)
         p = dict(zip(names, z.T))
-        amplitude, phase = _harmonics(10 ** p["log10_a1"], p["r21"], p["r31"], p["r41"],
+        amplitude, phase = harmonics(10 ** p["log10_a1"], p["r21"], p["r31"], p["r41"],
                                       p["phi21"], p["phi31"], p["phi41"],
                                       sharpening=cal["sharpening"])
         ptp = _peak_to_peak(amplitude, phase, resolution=256)
@@ -418,7 +440,7 @@ def simulate_stars(n_stars: int, *, seed: int | None = 0,
     source_id = _source_ids(n_stars, rng)
 
     a1 = 10 ** p["log10_a1"]
-    amplitude, phase = _harmonics(a1, p["r21"], p["r31"], p["r41"], p["phi21"], p["phi31"],
+    amplitude, phase = harmonics(a1, p["r21"], p["r31"], p["r41"], p["phi21"], p["phi31"],
                                   p["phi41"], sharpening=cal["sharpening"])
     peak_to_peak = _peak_to_peak(amplitude, phase)
 

@@ -55,9 +55,8 @@ if REPOSITORY not in sys.path:
 from training.data import DEFAULT_DATA_DIR, load_dataset  # noqa: E402
 
 # The sharpening must be the simulator's own rule, so it is taken from the
-# package rather than copied. The package keeps it private (``_harmonics``) for
-# now; a public ``harmonics`` is asked for and is used as soon as it exists.
-harmonics = getattr(simulate, "harmonics", None) or simulate._harmonics
+# package rather than copied.
+harmonics = simulate.harmonics
 
 __all__ = ["calibrate", "fourier_fit", "main"]
 
