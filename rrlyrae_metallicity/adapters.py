@@ -52,6 +52,7 @@ from astropy.utils.masked import Masked
 
 from .exceptions import LightCurveError, LightCurveTypeError
 from .gaia import GAIA_TIME_ZERO
+from .messages import plural
 from .preprocessing import fold_times
 
 __all__ = [
@@ -354,9 +355,12 @@ def _read_one(lightcurve, period_days, star, mag_column):
             "a light curve should be an astropy TimeSeries (raw times, or the output of "
             "TimeSeries.fold) or a Table with 'phase' (or astropy Time 'time') and magnitude "
             f"columns; got a {type(lightcurve).__name__}", star=star)
-    if len(lightcurve) == 0:
+    if len(lightcurve) == 0 and not lightcurve.meta.get("unreadable_transits"):
         raise LightCurveError("the light curve is empty (0 epochs, e.g. all transits rejected)",
                               star=star, status="too_few_epochs")
+    unreadable = _unreadable_error(lightcurve.meta.get("unreadable_transits", 0), star)
+    if unreadable is not None:
+        raise unreadable
     time = _time_column(lightcurve)
     if isinstance(time, Time) and not isinstance(time, TimeDelta):
         return "time", time, _magnitudes(lightcurve, mag_column, star)
@@ -375,6 +379,17 @@ def _read_one(lightcurve, period_days, star, mag_column):
         "a light curve should be an astropy TimeSeries with a time column (astropy Time) and "
         "magnitudes, or a Table with 'phase' and magnitude columns (already folded); got a "
         f"{type(lightcurve).__name__} with columns {lightcurve.colnames}", star=star)
+
+
+def _unreadable_error(count, star):
+    """The error of a star whose file holds ``count`` cells that are not numbers, or None.
+
+    Such a star is not predicted from what is left of it.
+    """
+    if not count:
+        return None
+    return LightCurveError(f"{plural(count, 'transit')} with a time or magnitude that is not a "
+                           "number in the file", star=star, status="unreadable_values")
 
 
 def _masked_time_days(delta):
@@ -550,8 +565,11 @@ def gaia_arrays_batch(sources, periods, *, epochs=None, stars=None):
     periods = np.asarray(periods, dtype=float)
     folded = _fold_group(times, counts, epoch_values, has_epoch, periods, stars)
     phases, mags, errors = [], [], []
-    for star, count, (_, mag), result in zip(stars, counts, ordered, folded):
-        if count == 0:
+    unreadable = [int(np.count_nonzero(values.get("unreadable", ()))) for values in sources]
+    for star, count, bad, (_, mag), result in zip(stars, counts, unreadable, ordered, folded):
+        if bad:
+            result = _unreadable_error(bad, star)
+        elif count == 0:
             result = LightCurveError("the light curve is empty (0 epochs, e.g. all transits "
                                      "rejected)", star=star, status="too_few_epochs")
         failed = isinstance(result, LightCurveError)

@@ -19,7 +19,6 @@ import os
 import shutil
 import tempfile
 import time
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -27,18 +26,16 @@ from astropy import units as u
 from astropy.table import Table
 
 from .adapters import epoch_times, gaia_arrays_batch, period_in_days
-from .exceptions import RRLyraeMetallicityError
-from .gaia import iter_epoch_arrays
 from .ensemble import load_model
+from .exceptions import InputFormatError, RRLyraeMetallicityError
+from .gaia import iter_epoch_arrays
+from .gaia.files import reading
+from .messages import plural
+from .outputs import check_not_an_input, output_format, write_table_atomically
 from .pipeline import predict_batch
 from .results import FEH_COLUMNS, as_arrays, empty_feh_columns, fill_feh_columns, with_feh_columns
 
-__all__ = ["OUTPUT_FORMATS", "ResumeError", "StarPlan", "predict_catalogue", "predict_chunk",
-           "write_table_atomically"]
-
-#: astropy format of an output table, by file extension.
-OUTPUT_FORMATS = {".ecsv": "ascii.ecsv", ".csv": "ascii.csv", ".fits": "fits", ".fit": "fits",
-                  ".xml": "votable", ".vot": "votable"}
+__all__ = ["ResumeError", "StarPlan", "predict_catalogue", "predict_chunk"]
 
 # Version of the part files and their manifest; a change makes old parts unusable
 # (2: the feh_n_epochs column).
@@ -52,7 +49,7 @@ class ResumeError(RRLyraeMetallicityError, ValueError):
 def predict_catalogue(epoch_photometry, stars=None, *, period=None, output=None,
                       chunk_size=10_000, resume=False, model="default", id_column="source_id",
                       period_column="pf", epoch_column="epoch_g", format=None,
-                      block_rows=200_000, log=None):
+                      block_rows=200_000, log=None, inputs=None, progress=None):
     """Predict [Fe/H] for every star of an epoch-photometry catalogue, chunk by chunk.
 
     Parameters
@@ -69,8 +66,9 @@ def predict_catalogue(epoch_photometry, stars=None, *, period=None, output=None,
         One period (days if a bare number) for every source, instead of
         ``stars``; the result then has one row per source, in file order.
     output : str or path-like, optional
-        Table to write (format from the extension, see `OUTPUT_FORMATS`),
-        atomically. Finished chunks are kept in ``<output>.parts`` until then.
+        Table to write (format from the extension, see
+        `~rrlyrae_metallicity.outputs.OUTPUT_FORMATS`), atomically, with its
+        provenance; never one of ``inputs``. Finished chunks are kept in ``<output>.parts`` until then.
     chunk_size : int
         Sources per chunk: peak memory grows with it, not with the catalogue.
     resume : bool
@@ -86,6 +84,14 @@ def predict_catalogue(epoch_photometry, stars=None, *, period=None, output=None,
         Rows of ``epoch_photometry`` read at a time.
     log : callable, optional
         Called with one line of progress text per chunk.
+    inputs : sequence of str, optional
+        The input files, recorded in the result's provenance and never
+        overwritten by ``output``; by default ``epoch_photometry`` when it
+        is a path.
+    progress : callable, optional
+        Called after each chunk with the number of sources done so far and
+        the number expected (the rows of ``stars``, or `None` without a
+        star table).
 
     Returns
     -------
@@ -103,34 +109,46 @@ def predict_catalogue(epoch_photometry, stars=None, *, period=None, output=None,
         `~rrlyrae_metallicity.gaia.iter_epoch_photometry`).
     """
     log = log or (lambda message: None)
+    if inputs is None:
+        inputs = [] if isinstance(epoch_photometry, Table) else [os.fspath(epoch_photometry)]
     if output is not None:
-        _output_format(output)  # fail before the work, not after it
+        # Fail before the work, not after it.
+        output_format(output)
+        check_not_an_input(output, inputs)
     ensemble = load_model(model)
     plan = StarPlan(stars, period, id_column, period_column, epoch_column)
     store = _PartStore(output, log) if output is not None else _MemoryStore()
     done = store.start(_fingerprint(epoch_photometry, plan, chunk_size, ensemble), resume)
-    n_reused = n_predicted = 0
+    n_reused = n_predicted = n_sources = 0
     chunks = iter_epoch_arrays(epoch_photometry, chunk_size=chunk_size, format=format,
-                                 block_rows=block_rows)
+                               block_rows=block_rows)
+    expected = len(stars) if stars is not None else None
+    progress = progress or (lambda done, expected: None)
     for index, sources in enumerate(chunks):
+        n_sources += len(sources)
         if index in done:
             n_reused += 1
             log(f"chunk {index}: done by an earlier run, reused")
+            progress(n_sources, expected)
             continue
         start = time.perf_counter()
         unmatched = plan.unmatched(sources)
         if unmatched:
-            log(f"chunk {index}: {len(unmatched)} sources have no row in the star table, "
-                f"not predicted (e.g. {unmatched[:3]})")
+            log(f"chunk {index}: {plural(len(unmatched), 'source')} without a row in the star "
+                f"table, not predicted (e.g. {unmatched[:3]})")
         store.save(index, predict_chunk(sources, index * chunk_size, plan, ensemble))
         n_predicted += 1
         seconds = time.perf_counter() - start
-        log(f"chunk {index}: {len(sources)} sources predicted in {seconds:.1f} s "
-            f"({len(sources) / max(seconds, 1e-9):.0f} sources/s)")
-    log(f"{n_predicted} chunks predicted, {n_reused} reused from an earlier run")
-    result = _merge(store, plan, ensemble)
+        log(f"chunk {index}: {plural(len(sources), 'source')} predicted in {seconds:.1f} s "
+            f"({len(sources) / max(seconds, 1e-9):,.0f} sources/s)")
+        progress(n_sources, expected)
+    if n_sources == 0 and inputs and not isinstance(epoch_photometry, Table):
+        raise InputFormatError(f"{os.fspath(epoch_photometry)}: holds no epoch-photometry rows "
+                               "(0 sources)")
+    log(f"{plural(n_predicted, 'chunk')} predicted, {n_reused} reused from an earlier run")
+    result = _merge(store, plan, ensemble, inputs)
     if output is not None:
-        write_table_atomically(result, output)
+        write_table_atomically(result, output, inputs=inputs)
         store.remove()
     return result
 
@@ -331,7 +349,8 @@ def _fingerprint(epoch_photometry, plan, chunk_size, ensemble):
     if isinstance(epoch_photometry, Table):
         source = {"table_rows": len(epoch_photometry)}
     else:
-        stat = os.stat(epoch_photometry)
+        with reading(epoch_photometry):
+            stat = os.stat(epoch_photometry)
         source = {"path": os.path.abspath(epoch_photometry), "size": stat.st_size,
                   "mtime_ns": stat.st_mtime_ns}
     if plan.stars is None:
@@ -352,7 +371,7 @@ def _fingerprint(epoch_photometry, plan, chunk_size, ensemble):
 # --------------------------------------------------------------------------
 
 
-def _merge(store, plan, ensemble):
+def _merge(store, plan, ensemble, inputs):
     """The output table: every star-table row, in order, filled from the parts."""
     indices = store.indices()
     if plan.stars is None:
@@ -369,56 +388,4 @@ def _merge(store, plan, ensemble):
         part = store.load(index)
         for name in FEH_COLUMNS:
             columns[name][part["row"]] = part[name]
-    return with_feh_columns(table, columns, ensemble)
-
-
-# --------------------------------------------------------------------------
-# Output
-# --------------------------------------------------------------------------
-
-
-def _output_format(path):
-    fmt = OUTPUT_FORMATS.get(Path(path).suffix.lower())
-    if fmt is None:
-        raise ValueError(f"cannot tell the output format of {path}; use one of "
-                         f"{sorted(OUTPUT_FORMATS)}")
-    return fmt
-
-
-def write_table_atomically(table, path):
-    """Write ``table`` to ``path`` (format from the extension) via a temporary file.
-
-    An interrupted run therefore never leaves a half-written table behind.
-
-    Parameters
-    ----------
-    table : `~astropy.table.Table`
-    path : str or path-like
-        Ends in one of the extensions of `OUTPUT_FORMATS`.
-    """
-    path = Path(path)
-    fmt = _output_format(path)
-    if fmt == "fits":
-        table = _fits_compatible(table)
-    handle, tmp = tempfile.mkstemp(dir=path.parent if str(path.parent) else ".",
-                                   prefix=f".{path.name}.", suffix=path.suffix)
-    os.close(handle)
-    try:
-        with warnings.catch_warnings():
-            # Long metadata keys become HIERARCH cards in FITS: valid, and expected.
-            warnings.filterwarnings("ignore", message=".*HIERARCH card will be created")
-            table.write(tmp, format=fmt, overwrite=True)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-
-
-def _fits_compatible(table):
-    """FITS has no 'dex' unit: keep the values, move the unit into the description."""
-    table = table.copy(copy_data=False)
-    for column in table.itercols():
-        if column.unit == u.dex:
-            column.unit = None
-            column.description = f"[dex] {column.description or ''}".strip()
-    return table
+    return with_feh_columns(table, columns, ensemble, inputs=inputs)

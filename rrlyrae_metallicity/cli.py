@@ -1,25 +1,39 @@
 """The ``rrlyrae-feh`` command.
 
-Exit codes: 0 success; 1 an input could not be read or has the wrong layout;
-2 wrong command-line usage; 3 ``--resume`` found partial results made from
-another input or with other options; 130 interrupted (Ctrl-C): with ``-o``,
-the finished chunks are kept and ``--resume`` continues from them.
+Every problem ends in one line on standard error that names the file and the
+problem, and an exit code of `EXIT_CODES` (the same table is printed by
+``--help`` and written in the README and the documentation).
 """
 
 import argparse
+import logging
 import sys
 from importlib.resources import files
 
-from .catalogue import OUTPUT_FORMATS, write_table_atomically
+__all__ = ["EXIT_CODES", "main", "build_parser", "example_paths"]
 
-__all__ = ["main", "write_table_atomically"]
-
-#: Exit codes of ``rrlyrae-feh`` (also in ``--help`` and the README).
-EXIT_OK, EXIT_INPUT, EXIT_USAGE, EXIT_RESUME, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
-_EXIT_CODES = ("exit codes: 0 success; 1 an input could not be read or has the wrong layout; "
-               "2 wrong usage; 3 --resume found partial results of another input or other "
-               "options; 130 interrupted (rerun with --resume to continue)")
+#: Exit codes of ``rrlyrae-feh``, printed by ``--help`` and listed in the README and docs.
+EXIT_CODES = {
+    0: "success",
+    1: "an input file cannot be used: missing, empty, truncated, unreadable, not a table, or "
+       "without the columns of a Gaia layout",
+    2: "wrong usage: bad options, or an output that would replace an input",
+    3: "--resume found partial results made from another input or with other options",
+    4: "the output cannot be written (no such folder, no permission, disk full)",
+    5: "a shipped model file is missing or corrupt (reinstall the package)",
+    130: "interrupted (Ctrl-C); with -o, rerun with --resume to continue",
+}
+EXIT_OK, EXIT_INPUT, EXIT_USAGE, EXIT_RESUME, EXIT_OUTPUT, EXIT_MODEL, EXIT_INTERRUPTED = (
+    0, 1, 2, 3, 4, 5, 130)
 _DEFAULT_CHUNK_SIZE = 10_000
+_FORMATS = ("votable", "ascii.ecsv", "ascii.csv", "fits", "parquet")
+
+log = logging.getLogger("rrlyrae_metallicity.cli")
+
+
+def exit_code_lines():
+    """The exit codes as ``"  CODE  meaning"`` lines (for ``--help``)."""
+    return [f"  {code:>3}  {meaning}" for code, meaning in EXIT_CODES.items()]
 
 
 def example_paths():
@@ -33,55 +47,129 @@ def example_paths():
     return root / "epoch_photometry.ecsv", root / "vari_rrlyrae.ecsv"
 
 
+class _UsageError(Exception):
+    """A command line that cannot be run as given (exit code 2)."""
+
+
+# --------------------------------------------------------------------------
+# Messages: logging, and a progress bar on a terminal
+# --------------------------------------------------------------------------
+
+
+def _configure_logging(verbosity):
+    """Send the package's log records to standard error, ``rrlyrae-feh: message``."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("rrlyrae-feh: %(message)s"))
+    logger = logging.getLogger("rrlyrae_metallicity")
+    logger.handlers[:] = [handler]
+    logger.propagate = False
+    logger.setLevel({-1: logging.WARNING, 0: logging.INFO}.get(verbosity, logging.DEBUG))
+
+
+class _ProgressBar:
+    """A one-line progress bar on a terminal's standard error; nothing elsewhere."""
+
+    def __init__(self, enabled, width=30):
+        self.enabled = enabled
+        self.width = width
+        self.shown = False
+
+    def __call__(self, done, expected):
+        if not self.enabled:
+            return
+        if expected:
+            filled = min(self.width, round(self.width * done / expected))
+            text = (f"[{'#' * filled}{'-' * (self.width - filled)}] "
+                    f"{done:,} of {expected:,} stars ({100 * done / expected:.0f} %)")
+        else:
+            text = f"{done:,} sources done"
+        sys.stderr.write(f"\r{text}\x1b[K")
+        sys.stderr.flush()
+        self.shown = True
+
+    def close(self):
+        if self.shown:
+            sys.stderr.write("\n")
+            sys.stderr.flush()
+            self.shown = False
+
+
+# --------------------------------------------------------------------------
+# Subcommands
+# --------------------------------------------------------------------------
+
+
 def _predict(args):
     import astropy.units as u
 
     from .catalogue import predict_catalogue
+    from .exceptions import OutputError
     from .gaia import read_rrlyrae_parameters
+    from .messages import plural
+    from .outputs import OUTPUT_FORMATS, check_not_an_input
 
     if args.example:
-        photometry_path, periods_path = example_paths()
-        photometry_path, periods_path = str(photometry_path), str(periods_path)
+        photometry_path, periods_path = (str(p) for p in example_paths())
     else:
         if args.epoch_photometry is None:
-            _usage_error("give EPOCH_PHOTOMETRY_FILE or --example")
+            raise _UsageError("give EPOCH_PHOTOMETRY_FILE or --example")
         photometry_path, periods_path = args.epoch_photometry, args.periods
     if periods_path is None and args.period is None:
-        _usage_error("give --periods VARI_RRLYRAE_FILE or --period P")
+        raise _UsageError("give --periods VARI_RRLYRAE_FILE or --period P")
     if args.resume and args.output is None:
-        _usage_error("--resume needs -o OUT: the finished chunks are kept next to it")
-    if args.output is not None and _suffix(args.output) not in OUTPUT_FORMATS:
-        _usage_error(f"cannot tell the output format of {args.output}; use one of "
-                     f"{', '.join(sorted(OUTPUT_FORMATS))}")
-    stars = read_rrlyrae_parameters(periods_path) if periods_path is not None else None
-    result = predict_catalogue(
-        photometry_path, stars, period=None if stars is not None else args.period * u.day,
-        output=args.output, chunk_size=args.chunk_size, resume=args.resume, model=args.model,
-        log=lambda message: print(f"rrlyrae-feh: {message}", file=sys.stderr, flush=True),
-    )
+        raise _UsageError("--resume needs -o OUT: the finished chunks are kept next to it")
+    inputs = [p for p in (photometry_path, periods_path) if p is not None]
     if args.output is not None:
-        print(f"wrote {len(result)} rows to {args.output}", file=sys.stderr)
+        if _suffix(args.output) not in OUTPUT_FORMATS:
+            raise _UsageError(f"cannot tell the output format of {args.output}; use one of "
+                              f"{', '.join(sorted(OUTPUT_FORMATS))}")
+        try:
+            check_not_an_input(args.output, inputs)
+        except OutputError as error:
+            raise _UsageError(str(error)) from None
+    stars = read_rrlyrae_parameters(periods_path) if periods_path is not None else None
+    bar = _ProgressBar(sys.stderr.isatty() and args.verbosity >= 0)
+    # On a terminal the bar shows the chunks; elsewhere (logs) one line each.
+    chunk_level = logging.DEBUG if bar.enabled else logging.INFO
+    try:
+        result = predict_catalogue(
+            photometry_path, stars, period=None if stars is not None else args.period * u.day,
+            output=args.output, chunk_size=args.chunk_size, resume=args.resume,
+            model=args.model, format=args.format, inputs=inputs, progress=bar,
+            log=lambda message: log.log(
+                chunk_level if message.startswith("chunk ") else logging.INFO, message),
+        )
+    finally:
+        bar.close()
+    if args.output is not None:
+        log.info(f"wrote {plural(len(result), 'row')} to {args.output}")
     else:
-        shown = [c for c in ("source_id", "pf", "feh_phot", "feh_phot_std", "feh_status",
-                             "feh_domain", "feh_n_epochs", "feh_simulated")
-                 if c in result.colnames]
-        result[shown].pprint(max_lines=-1, max_width=-1)
+        _print_rounded(result)
     n_ok = int((result["feh_status"] == "ok").sum())
     n_outside = int((result["feh_domain"] != "").sum())
-    print(f"[Fe/H] predicted for {n_ok} of {len(result)} stars (model: {result.meta['feh_model']}); "
-          f"{n_outside} outside the training domain (see feh_domain)", file=sys.stderr)
+    log.info(f"[Fe/H] predicted for {n_ok:,} of {plural(len(result), 'star')} (model: "
+             f"{result.meta['feh_model']}); {n_outside:,} outside the training domain "
+             "(see feh_domain)")
     return EXIT_OK
+
+
+def _print_rounded(result):
+    """The result table on standard output, [Fe/H] rounded for reading (files keep all digits)."""
+    shown = [c for c in ("source_id", "pf", "feh_phot", "feh_phot_std", "feh_status",
+                         "feh_domain", "feh_n_epochs", "feh_simulated") if c in result.colnames]
+    table = result[shown]
+    for name in ("feh_phot", "feh_phot_std", "feh_simulated"):
+        if name in table.colnames:
+            table[name].info.format = ".3f"
+    if "pf" in table.colnames:
+        table["pf"].info.format = ".5f"
+    table.pprint(max_lines=-1, max_width=-1)
 
 
 def _suffix(path):
     from pathlib import Path
 
     return Path(path).suffix.lower()
-
-
-def _usage_error(message):
-    print(f"rrlyrae-feh predict: error: {message}", file=sys.stderr)
-    raise SystemExit(EXIT_USAGE)
 
 
 def _chunk_size(text):
@@ -125,19 +213,20 @@ def _models(args):
         else:
             what = f"{len(model.sessions)} members ({len(set(model.member_folds))} folds)"
         print(f"{name}{mark}: {what}, cross-validated RMSE {metrics['rmse']:.3f} dex, "
-              f"wRMSE {metrics['wrmse']:.3f} dex on {manifest['cv_metrics']['n_stars']} stars")
-    return 0
+              f"wRMSE {metrics['wrmse']:.3f} dex on {manifest['cv_metrics']['n_stars']:,} stars")
+    return EXIT_OK
 
 
 def build_parser():
     """The argument parser of ``rrlyrae-feh``."""
     from .version import version
 
+    epilog = "exit codes:\n" + "\n".join(exit_code_lines())
     parser = argparse.ArgumentParser(
         prog="rrlyrae-feh",
         description="Photometric metallicity [Fe/H] of RRab stars from Gaia G-band epoch "
                     "photometry, with ONNX models trained on real Gaia light curves.",
-        epilog=_EXIT_CODES,
+        epilog=epilog, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {version}")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -145,15 +234,16 @@ def build_parser():
     predict = sub.add_parser(
         "predict", help="predict [Fe/H] for the stars of an epoch-photometry file",
         description="Read a Gaia epoch-photometry file (DataLink EPOCH_PHOTOMETRY or the "
-                    "gaiadr3.epoch_photometry TAP table; VOTable, ECSV, CSV or FITS), keep the "
-                    "unrejected G transits, and write the star table with feh_phot, "
-                    "feh_phot_std (dex), feh_status, feh_domain and feh_n_epochs columns. The "
-                    "periods come from --periods (one row per star) or --period (one for all, "
-                    "in days); every star "
-                    "of the period table is kept, in order. The catalogue is processed in "
-                    "chunks of stars; the output is written atomically (temporary file, then "
-                    "rename).",
-        epilog=_EXIT_CODES,
+                    "gaiadr3.epoch_photometry TAP table; VOTable, ECSV, CSV, FITS or "
+                    "Parquet), keep the unrejected G transits, and write the star table "
+                    "with feh_phot, feh_phot_std (dex), feh_status, feh_domain and "
+                    "feh_n_epochs columns and its provenance (package version, model and "
+                    "its sha256, time, inputs, pre-processing, label scale). The periods "
+                    "come from --periods (one row per star) or --period (one for all, in "
+                    "days); every star of the period table is kept, in order. The "
+                    "catalogue is processed in chunks of stars; the output is written "
+                    "atomically (temporary file, then rename), never over an input.",
+        epilog=epilog, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     predict.add_argument("epoch_photometry", nargs="?", metavar="EPOCH_PHOTOMETRY_FILE",
                          help="Gaia epoch photometry of one or more sources")
@@ -167,7 +257,10 @@ def build_parser():
                          help="run on the embedded example (20 simulated Gaia-like RRab stars)")
     predict.add_argument("-o", "--output", metavar="OUT",
                          help="output table; format from the extension (.ecsv, .csv, .fits, "
-                              ".xml); printed to the terminal when omitted")
+                              ".xml); printed to the terminal (rounded) when omitted")
+    predict.add_argument("--format", choices=_FORMATS, default=None,
+                         help="format of EPOCH_PHOTOMETRY_FILE (default: from the extension, "
+                              "else from the file's first bytes)")
     predict.add_argument("--model", default="default",
                          help="model ensemble to use (default: the one marked default by "
                               "'rrlyrae-feh models', which lists them)")
@@ -182,40 +275,52 @@ def build_parser():
                          help="continue an interrupted run with the same input and options "
                               "from its finished chunks, kept in OUT.parts until OUT is "
                               "written; without --resume a run starts over")
+    loudness = predict.add_mutually_exclusive_group()
+    loudness.add_argument("-q", "--quiet", dest="verbosity", action="store_const", const=-1,
+                          default=0, help="print only warnings and errors")
+    loudness.add_argument("-v", "--verbose", dest="verbosity", action="store_const", const=1,
+                          help="also print a line per chunk on a terminal")
     predict.set_defaults(handler=_predict)
 
     models = sub.add_parser("models", help="list the shipped model ensembles",
                             description="List the shipped model ensembles and their "
                                         "cross-validated accuracy.")
-    models.set_defaults(handler=_models)
+    models.set_defaults(handler=_models, verbosity=0)
     return parser
 
 
 def main(argv=None):
     """Entry point of ``rrlyrae-feh``; returns the exit code."""
     from .catalogue import ResumeError
-    from .exceptions import InputFormatError, ModelError, ModelIntegrityError
+    from .exceptions import InputFormatError, ModelError, ModelIntegrityError, OutputError
 
     args = build_parser().parse_args(argv)
+    _configure_logging(args.verbosity)
     try:
         return args.handler(args)
+    except _UsageError as error:
+        print(f"rrlyrae-feh {args.command}: error: {error}", file=sys.stderr)
+        return EXIT_USAGE
     except ResumeError as error:
-        print(f"rrlyrae-feh: error: {error}", file=sys.stderr)
+        log.error(f"error: {error}")
         return EXIT_RESUME
-    except FileNotFoundError as error:
-        print(f"rrlyrae-feh: error: no such file: {error.filename or error}", file=sys.stderr)
+    except InputFormatError as error:
+        log.error(f"error: {error}")
         return EXIT_INPUT
-    except (InputFormatError, ModelIntegrityError, KeyError) as error:
-        print(f"rrlyrae-feh: error: {error}", file=sys.stderr)
-        return EXIT_INPUT
+    except OutputError as error:
+        log.error(f"error: {error}")
+        return EXIT_OUTPUT
+    except ModelIntegrityError as error:
+        log.error(f"error: {error}")
+        return EXIT_MODEL
     except ModelError as error:
         # An unknown --model name; the message lists the shipped ones.
-        print(f"rrlyrae-feh: error: {error}", file=sys.stderr)
+        log.error(f"error: {error}")
         return EXIT_USAGE
     except KeyboardInterrupt:
         resume = " (rerun with --resume to continue from the finished chunks)" \
             if getattr(args, "output", None) else ""
-        print(f"rrlyrae-feh: interrupted{resume}", file=sys.stderr)
+        log.error(f"interrupted{resume}")
         return EXIT_INTERRUPTED
 
 

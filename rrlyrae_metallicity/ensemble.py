@@ -139,6 +139,20 @@ class FehEnsemble:
         self.input_name = self.components[0][0].input_name
 
     @property
+    def sha256(self):
+        """A sha256 that identifies the model's files.
+
+        The digest of its ``manifest.json``, which records the sha256 of every
+        ONNX member (checked before they are loaded), followed by those of
+        its components' manifests for a composite model.
+        """
+        digest = hashlib.sha256(
+            (registry.models_directory() / self.name / "manifest.json").read_bytes())
+        for part, _ in self.components:
+            digest.update(part.sha256.encode())
+        return digest.hexdigest()
+
+    @property
     def is_composite(self):
         """Whether this model averages other shipped ensembles (``components``)."""
         return bool(self.components)

@@ -7,6 +7,7 @@ __all__ = [
     "LightCurveError",
     "LightCurveTypeError",
     "InputFormatError",
+    "OutputError",
     "ModelError",
     "ModelIntegrityError",
     "RRLyraeMetallicityWarning",
@@ -47,6 +48,10 @@ class LightCurveTypeError(LightCurveError, TypeError):
 
 class InputFormatError(RRLyraeMetallicityError, ValueError):
     """A table or file does not have the columns or layout expected."""
+
+
+class OutputError(RRLyraeMetallicityError, ValueError):
+    """An output that cannot be written: unknown format, unwritable folder, or an input file."""
 
 
 class ModelError(RRLyraeMetallicityError, ValueError):

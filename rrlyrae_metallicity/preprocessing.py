@@ -41,13 +41,15 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from .exceptions import LightCurveError
-from .smoothing import SmoothedLightCurve, max_phase_gap, smooth_batch, smooth_reference
+# SmoothedLightCurve and max_phase_gap stay importable from here, where they used to live.
+from .smoothing import SmoothedLightCurve, max_phase_gap, smooth_batch, smooth_reference  # noqa: F401
 
 __all__ = [
     "VARIANTS",
     "SMOOTHERS",
     "MIN_EPOCHS",
     "PAD_VALUE",
+    "SENTINEL_MAGNITUDE",
     "PreprocessingConfig",
     "check_period",
     "fold_times",
@@ -74,8 +76,11 @@ MIN_EPOCHS = 15
 #: Value used to pad the ``raw`` variant; masked by the recurrent models.
 PAD_VALUE = -1.0
 
-# Magnitudes outside this open interval are missing-data sentinels, not data.
-_VALID_MAG_RANGE = (-5.0, 40.0)
+#: Magnitudes at or beyond this in absolute value are missing-data sentinels
+#: (99, 99.999, 100, -99, 999, ...), not data. Anything closer to zero is a
+#: magnitude: apparent, instrumental (about -12) or relative (about 0); the
+#: models read only m - <m>.
+SENTINEL_MAGNITUDE = 90.0
 # Epochs closer than this in phase (cycles; 2e-3 is about 1.5 min for an RRab)
 # are averaged before smoothing.
 _MERGE_TOLERANCE = 2e-3
@@ -204,8 +209,8 @@ def clean_epochs(phase, mag, star=None):
             star=star,
         )
     # Surveys mark missing photometry with sentinels such as 99.999 or 100
-    # (SDSS Stripe 82); no real apparent magnitude lies outside this range.
-    good = np.isfinite(phase) & (mag > _VALID_MAG_RANGE[0]) & (mag < _VALID_MAG_RANGE[1])
+    # (SDSS Stripe 82) or -99; no magnitude of any zero-point comes close.
+    good = np.isfinite(phase) & (np.abs(mag) < SENTINEL_MAGNITUDE)
     phase = phase[good] - np.floor(phase[good])
     phase[phase >= 1.0] = 0.0  # -1e-17 wraps to 1.0 in floating point
     mag = mag[good]

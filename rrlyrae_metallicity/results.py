@@ -11,6 +11,8 @@ from __future__ import annotations
 import numpy as np
 from astropy import units as u
 
+from .outputs import provenance
+
 __all__ = ["FEH_COLUMNS", "TEXT_COLUMNS", "empty_feh_columns", "fill_feh_columns", "as_arrays",
            "with_feh_columns"]
 
@@ -61,7 +63,7 @@ def as_arrays(columns):
                              else _DTYPES[name]) for name in FEH_COLUMNS}
 
 
-def with_feh_columns(table, columns, ensemble):
+def with_feh_columns(table, columns, ensemble, *, inputs=()):
     """A copy of ``table`` with the [Fe/H] columns, their units and descriptions.
 
     Parameters
@@ -72,10 +74,15 @@ def with_feh_columns(table, columns, ensemble):
         As made by `empty_feh_columns` and filled by `fill_feh_columns`.
     ensemble : `~rrlyrae_metallicity.ensemble.FehEnsemble`
         The model, named in the table's ``meta["feh_model"]``.
+    inputs : sequence of str, optional
+        Input files, recorded in ``meta["feh_inputs"]``.
 
     Returns
     -------
     `~astropy.table.Table`
+        With the provenance of `~rrlyrae_metallicity.outputs.provenance` in
+        its ``meta`` (model, its sha256, package version, time, inputs,
+        pre-processing, label scale).
     """
     out = table.copy()
     out["feh_phot"] = np.asarray(columns["feh_phot"], dtype=float) * u.dex
@@ -93,5 +100,5 @@ def with_feh_columns(table, columns, ensemble):
                                      "epoch-count or phase-coverage range of the training set")
     out["feh_n_epochs"].description = ("usable epochs (finite, at distinct phases) the "
                                        "prediction was made from")
-    out.meta["feh_model"] = ensemble.name
+    out.meta.update(provenance(ensemble, inputs=inputs))
     return out

@@ -249,7 +249,8 @@ def test_cli_gaia_file_with_bad_stars_and_unmatched_ids(tmp_path, capsys):
         assert main(["predict", str(photometry_path), "--periods", str(table_path),
                      "-o", str(out)]) == 0
     err = capsys.readouterr().err
-    assert f"1 sources have no row in the star table, not predicted (e.g. [{stars['source_id'][5]}])" in err
+    assert (f"1 source without a row in the star table, not predicted "
+            f"(e.g. [{stars['source_id'][5]}])") in err
     result = Table.read(out)
     assert list(result["source_id"]) == list(table["source_id"])
     assert list(result["feh_status"]) == ["ok", "ok", "too_few_epochs", "ok", "too_few_epochs",

@@ -189,9 +189,7 @@ def _raise(error):
 
 
 def test_resume_needs_an_output(catalogue, capsys):
-    with pytest.raises(SystemExit) as info:
-        main(["predict", str(catalogue["paths"][".csv"]), "--period", "0.5", "--resume"])
-    assert info.value.code == 2
+    assert main(["predict", str(catalogue["paths"][".csv"]), "--period", "0.5", "--resume"]) == 2
     assert "--resume needs -o" in capsys.readouterr().err
 
 

@@ -377,16 +377,17 @@ def test_tap_fixed_length_arrays():
     np.testing.assert_allclose(ts["mag"].value, [15.2, 15.3])
 
 
-def test_tap_inconsistent_array_lengths():
+def test_tap_inconsistent_array_lengths_cost_that_star_only():
     table = Table(
         {
-            "source_id": np.array([3], dtype=np.int64),
-            "g_transit_time": ["[1700.0, 1701.0]"],
-            "g_transit_mag": ["[15.0]"],
+            "source_id": np.array([3, 4], dtype=np.int64),
+            "g_transit_time": ["[1700.0, 1701.0]", "[1700.0, 1701.0]"],
+            "g_transit_mag": ["[15.0]", "[15.0, 15.1]"],
         }
     )
-    with pytest.raises(InputFormatError, match="source 3"):
-        read_epoch_photometry(table)
+    curves = read_epoch_photometry(table)
+    assert len(curves[3]) == 0 and curves[3].meta["unreadable_transits"] == 2
+    assert len(curves[4]) == 2 and "unreadable_transits" not in curves[4].meta
 
 
 def test_unrelated_table_raises():

@@ -57,4 +57,4 @@ def test_import_is_light(heavy):
 def test_tests_run_against_the_installed_package():
     installed = Path(rrlyrae_metallicity.__file__).resolve()
     assert "site-packages" in installed.parts, installed
-    assert not installed.is_relative_to(REPO.resolve())
+    assert not installed.is_relative_to((REPO / "rrlyrae_metallicity").resolve())

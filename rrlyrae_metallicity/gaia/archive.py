@@ -9,7 +9,7 @@ import warnings
 from collections.abc import Iterable
 
 import numpy as np
-from astropy.table import vstack
+from astropy.table import Table, vstack
 from astropy.timeseries import TimeSeries
 from astropy.units import UnitsWarning
 

@@ -14,18 +14,17 @@ from __future__ import annotations
 
 import os
 import re
-import warnings
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 
 import astropy.units as u
 import numpy as np
-from astropy.table import Table, vstack
+from astropy.table import Table
 from astropy.time import Time
 from astropy.timeseries import TimeSeries
-from astropy.units import UnitsWarning
 
 from ..exceptions import InputFormatError
 from . import GAIA_TIME_ZERO
+from .files import iter_table_blocks, read_table, reading
 
 __all__ = [
     "LAYOUTS",
@@ -72,20 +71,6 @@ _REJECT_COLUMNS = {
 }
 
 _FLUX_UNIT = u.electron / u.s
-
-_FORMAT_BY_SUFFIX = {
-    ".xml": "votable",
-    ".vot": "votable",
-    ".votable": "votable",
-    ".ecsv": "ascii.ecsv",
-    ".csv": "ascii.csv",
-    ".fits": "fits",
-    ".fit": "fits",
-    ".fts": "fits",
-    ".parquet": "parquet",
-}
-_OPENERS = {".gz": "gzip", ".bz2": "bz2", ".xz": "lzma"}
-_COMPRESSION_SUFFIXES = (".gz", ".bz2", ".xz")
 
 # Tokens that archive CSV/ECSV files and astropy use for a missing value.
 _NULL_TOKENS = frozenset({"", "null", "none", "nan", "--", "masked"})
@@ -194,8 +179,9 @@ def read_epoch_photometry(
     Julian date, ``Time(2455197.5, t, format="jd", scale="tcb")``, so that no
     precision is lost.
     """
-    table = _read_table(source, format)
-    return {sid: _make_timeseries(values, sid) for sid, values in epoch_arrays(table).items()}
+    with reading(source):
+        arrays = epoch_arrays(read_table(source, format))
+    return {sid: _make_timeseries(values, sid) for sid, values in arrays.items()}
 
 
 def epoch_arrays(table):
@@ -293,12 +279,15 @@ def iter_epoch_arrays(source, *, chunk_size, format=None, block_rows=200_000):
         raise ValueError(f"chunk_size must be at least 1, not {chunk_size}")
     finished, chunk = set(), {}
     held_id, held = None, None
-    for block in _iter_blocks(source, format, block_rows):
+    for block in iter_table_blocks(source, format, block_rows):
         if len(block) == 0:
             continue
-        last_id = int(_to_int(block[_column_lookup(block)["source_id"]][-1:], "source_id")[0])
+        with reading(source):
+            arrays = epoch_arrays(block)
+            last_id = int(_to_int(block[_column_lookup(block)["source_id"]][-1:],
+                                  "source_id")[0])
         complete = []
-        for sid, values in epoch_arrays(block).items():
+        for sid, values in arrays.items():
             if sid == held_id:
                 values = {key: np.concatenate([held[key], values[key]]) for key in values}
             elif held_id is not None:
@@ -331,97 +320,6 @@ def _fill_chunks(chunk, finished, complete, chunk_size, source):
             chunk.clear()
 
 
-def _iter_blocks(source, format, block_rows):
-    """Tables of at most ``block_rows`` consecutive rows of ``source``."""
-    if isinstance(source, Table):
-        yield from _table_blocks(source, block_rows)
-        return
-    if not isinstance(source, (str, os.PathLike)):
-        raise TypeError(
-            f"'source' should be a path or an astropy Table, not {type(source).__name__}"
-        )
-    path = os.fspath(source)
-    if format is None:
-        format = _guess_format(path)
-    if format in ("ascii.csv", "ascii.ecsv"):
-        yield from _text_blocks(path, format, block_rows)
-    elif format == "parquet":
-        yield from _parquet_blocks(path, block_rows)
-    elif format == "fits" and not path.lower().endswith(_COMPRESSION_SUFFIXES):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UnitsWarning)
-            table = Table.read(path, format="fits", memmap=True)
-        yield from _table_blocks(table, block_rows)
-    else:
-        yield _read_table(source, format)
-
-
-def _table_blocks(table, block_rows):
-    for start in range(0, len(table), block_rows):
-        yield table[start : start + block_rows]
-
-
-def _open_text(path):
-    suffix = os.path.splitext(path.lower())[1]
-    if suffix in _OPENERS:
-        module = __import__(_OPENERS[suffix])
-        return module.open(path, "rt", encoding="utf-8")
-    return open(path, encoding="utf-8")
-
-
-def _text_blocks(path, format, block_rows):
-    """Parse a CSV or ECSV file ``block_rows`` data lines at a time.
-
-    Each block is parsed together with the file's header (the ECSV YAML
-    header and the column names), so that it gets the file's own column
-    names, types and units.
-    """
-    from itertools import islice
-
-    with _open_text(path) as handle:
-        header = []
-        for line in handle:
-            header.append(line)
-            if not line.startswith("#") and line.strip():
-                break  # the column-name line
-        options = {"guess": False} if format == "ascii.csv" else {}
-        while lines := list(islice(handle, block_rows)):
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", UnitsWarning)
-                yield Table.read(header + lines, format=format, **options)
-
-
-def _parquet_blocks(path, block_rows):
-    try:
-        import pyarrow.parquet as pq
-    except ImportError as exc:
-        raise ImportError(
-            'Reading Parquet files needs pyarrow: pip install "rrlyrae_metallicity[dask]" '
-            "or pip install pyarrow"
-        ) from exc
-    with pq.ParquetFile(path) as parquet:
-        # One reader per row group: a single iter_batches over the whole file
-        # keeps Arrow memory growing with the file (about 10 MB per row group
-        # with pyarrow 26).
-        for group in range(parquet.num_row_groups):
-            for batch in parquet.iter_batches(batch_size=block_rows, row_groups=[group]):
-                yield _arrow_to_table(batch)
-
-
-def _arrow_to_table(batch):
-    """An Arrow record batch as an astropy Table; nulls become masked values."""
-    columns = {}
-    for name, array in zip(batch.schema.names, batch.columns):
-        values = array.to_numpy(zero_copy_only=False)
-        if values.dtype.kind == "O" and not array.null_count:
-            values = values.astype(str)  # Arrow strings: a unicode array, not objects
-        if array.null_count:
-            values = np.ma.masked_array(values, mask=array.is_null().to_numpy(
-                zero_copy_only=False))
-        columns[name] = values
-    return Table(columns)
-
-
 def read_rrlyrae_parameters(
     source: str | os.PathLike | Table, *, format: str | None = None
 ) -> Table:
@@ -447,38 +345,13 @@ def read_rrlyrae_parameters(
     rrlyrae_metallicity.exceptions.InputFormatError
         If ``source_id`` or ``pf`` is missing.
     """
-    table = _read_table(source, format)
-    return _with_rrlyrae_units(table)
+    with reading(source):
+        return _with_rrlyrae_units(read_table(source, format))
 
 
 # --------------------------------------------------------------------------
 # Reading tables
 # --------------------------------------------------------------------------
-
-
-def _read_table(source, format):
-    if isinstance(source, Table):
-        return source
-    if not isinstance(source, (str, os.PathLike)):
-        raise TypeError(
-            f"'source' should be a path or an astropy Table, not {type(source).__name__}"
-        )
-    if format is None:
-        format = _guess_format(os.fspath(source))
-    with warnings.catch_warnings():
-        # Units written in the file are replaced by ours; unknown unit
-        # strings in archive files must not get in the way.
-        warnings.simplefilter("ignore", UnitsWarning)
-        return Table.read(source, format=format)
-
-
-def _guess_format(path):
-    name = path.lower()
-    for suffix in _COMPRESSION_SUFFIXES:
-        if name.endswith(suffix):
-            name = name[: -len(suffix)]
-    # None lets astropy guess from the file contents.
-    return _FORMAT_BY_SUFFIX.get(os.path.splitext(name)[1])
 
 
 def _column_lookup(table):
@@ -562,16 +435,30 @@ def _stripped_text(values):
     return np.char.strip(data)
 
 
-def _to_float(values, name):
-    """Return a float array; masked or null values become NaN."""
+def _to_float(values, name, unreadable=None):
+    """Return a float array; masked or null values become NaN.
+
+    Text that is not a number raises `InputFormatError`, or, when a boolean
+    array ``unreadable`` of the same shape is given, becomes NaN and is
+    marked True there (one bad cell then costs its star, not the file).
+    """
     mask = np.ma.getmaskarray(values)
     data = np.asarray(np.ma.getdata(values))
     if data.dtype.kind in "biuf":
         out = data.astype(float)
     else:
-        out = np.array(
-            [_parse_float(value, name) for value in data.ravel()], dtype=float
-        ).reshape(data.shape)
+        out = np.empty(data.size, dtype=float)
+        for i, value in enumerate(data.ravel()):
+            try:
+                out[i] = _parse_float(value)
+            except ValueError:
+                if unreadable is None:
+                    raise InputFormatError(
+                        f"Cannot read {_text(value).strip()!r} in column {name!r} as a number"
+                    ) from None
+                out[i] = np.nan
+                unreadable.flat[i] = True
+        out = out.reshape(data.shape)
     out[mask] = np.nan
     return out
 
@@ -616,19 +503,15 @@ def _text(value):
     return str(value)
 
 
-def _parse_float(value, name):
+def _parse_float(value):
+    """A number from a cell; NaN for a null; ValueError for other text."""
     if value is None or value is np.ma.masked:
         return np.nan
     if isinstance(value, (bytes, str)):
         text = _text(value).strip()
         if text.lower() in _NULL_TOKENS:
             return np.nan
-        try:
-            return float(text)
-        except ValueError:
-            raise InputFormatError(
-                f"Cannot read {text!r} in column {name!r} as a number"
-            ) from None
+        return float(text)
     return float(value)
 
 
@@ -669,8 +552,10 @@ def _read_rows(table, columns, rejects, *, band_column):
         keep &= (bands == "G") & ~np.ma.getmaskarray(table[band_column])
     for name in rejects:
         keep &= ~_to_bool(table[name])
-    values = _quantities(table, columns)
-    keep &= np.isfinite(values["time"]) & np.isfinite(values["mag"])
+    unreadable = np.zeros(len(table), dtype=bool)
+    values = _quantities(table, columns, unreadable)
+    values["unreadable"] = unreadable
+    keep &= (np.isfinite(values["time"]) & np.isfinite(values["mag"])) | unreadable
     result = {}
     for sid, rows in _group_rows(source_ids):
         rows = rows[keep[rows]]
@@ -678,7 +563,8 @@ def _read_rows(table, columns, rejects, *, band_column):
     return result
 
 
-def _quantities(table, columns):
+def _quantities(table, columns, unreadable):
+    """Float (int for transit ids) arrays of each quantity; ``unreadable`` marks bad time/mag."""
     values = {}
     for key, name in columns.items():
         if key == "source_id":
@@ -687,7 +573,9 @@ def _quantities(table, columns):
         if key == "transit_id":
             values[key] = _to_int(column, name, fill=-1)
         else:
-            values[key] = _to_float(column, name)
+            values[key] = _to_float(column, name,
+                                    unreadable if key in ("time", "mag") else np.zeros(
+                                        np.shape(column), dtype=bool))
     return values
 
 
@@ -696,46 +584,43 @@ def _read_tap(table, columns, rejects):
     source_ids = _to_int(table[columns["source_id"]], columns["source_id"])
     pieces: dict[int, list[dict[str, np.ndarray]]] = {}
     for row, sid in enumerate(source_ids):
-        cells = {}
-        for key, name in columns.items():
-            if key == "source_id":
-                continue
-            cell = _cell_array(table[name][row])
-            if key == "transit_id":
-                cells[key] = _to_int(cell, name, fill=-1)
-            else:
-                cells[key] = _to_float(cell, name)
-        n_transits = len(cells["time"])
-        keep = np.isfinite(cells["time"])
-        if len(cells["mag"]) != n_transits:
-            raise InputFormatError(
-                f"source {sid}: {columns['time']!r} has {n_transits} values but "
-                f"{columns['mag']!r} has {len(cells['mag'])}"
-            )
-        keep &= np.isfinite(cells["mag"])
-        for name in rejects:
-            flags = _to_bool(_cell_array(table[name][row]))
-            if flags.size == 0:
-                continue  # a null flag cell: nothing rejected
-            if flags.size != n_transits:
-                raise InputFormatError(
-                    f"source {sid}: {name!r} has {flags.size} values for "
-                    f"{n_transits} transits"
-                )
-            keep &= ~flags
-        for key in ("flux", "flux_error", "transit_id"):
-            if key in cells and len(cells[key]) != n_transits:
-                raise InputFormatError(
-                    f"source {sid}: {columns[key]!r} has {len(cells[key])} values "
-                    f"for {n_transits} transits"
-                )
-        pieces.setdefault(int(sid), []).append(
-            {key: value[keep] for key, value in cells.items()}
-        )
+        pieces.setdefault(int(sid), []).append(_tap_cells(table, row, columns, rejects))
     return {
         sid: {key: np.concatenate([part[key] for part in parts]) for key in parts[0]}
         for sid, parts in pieces.items()
     }
+
+
+def _tap_cells(table, row, columns, rejects):
+    """The accepted transits of one TAP row; arrays that disagree make them unreadable."""
+    unreadable = None
+    cells = {}
+    for key, name in columns.items():
+        if key == "source_id":
+            continue
+        cell = _cell_array(table[name][row])
+        if key == "transit_id":
+            cells[key] = _to_int(cell, name, fill=-1)
+        else:
+            bad = np.zeros(cell.shape, dtype=bool)
+            cells[key] = _to_float(cell, name, bad)
+            if key in ("time", "mag"):
+                unreadable = bad if unreadable is None or unreadable.shape != bad.shape else (
+                    unreadable | bad)
+    n_transits = len(cells["time"])
+    lengths = {key: len(value) for key, value in cells.items()}
+    flags = [_to_bool(_cell_array(table[name][row])) for name in rejects]
+    flags = [f for f in flags if f.size]  # a null flag cell: nothing rejected
+    if any(n != n_transits for n in lengths.values()) or any(f.size != n_transits for f in flags):
+        # Arrays of one source that disagree in length cannot be paired
+        # transit by transit: the whole star is unreadable, the file is not.
+        return {key: np.full(n_transits, -1 if key == "transit_id" else np.nan)
+                for key in cells} | {"unreadable": np.ones(n_transits, dtype=bool)}
+    keep = (np.isfinite(cells["time"]) & np.isfinite(cells["mag"])) | unreadable
+    for flag in flags:
+        keep &= ~flag
+    cells["unreadable"] = unreadable
+    return {key: value[keep] for key, value in cells.items()}
 
 
 def _group_rows(source_ids) -> Iterator[tuple[int, np.ndarray]]:
@@ -751,6 +636,9 @@ def _group_rows(source_ids) -> Iterator[tuple[int, np.ndarray]]:
 
 
 def _make_timeseries(values, source_id):
+    unreadable = values.get("unreadable")
+    if unreadable is not None and unreadable.any():
+        values = {key: value[~unreadable] for key, value in values.items()}
     order = np.argsort(values["time"], kind="stable")
     time = Time(GAIA_TIME_ZERO, values["time"][order], format="jd", scale="tcb")
     ts = TimeSeries(time=time)
@@ -762,6 +650,10 @@ def _make_timeseries(values, source_id):
         ts["transit_id"] = values["transit_id"][order]
     ts.meta["band"] = "G"
     ts.meta["source_id"] = source_id  # names the star in error messages
+    if unreadable is not None and unreadable.any():
+        # Such a star is not predicted (status ``unreadable_values``), never
+        # predicted from what is left of it.
+        ts.meta["unreadable_transits"] = int(unreadable.sum())
     return ts
 
 

@@ -1,0 +1,30 @@
+"""Wording of what the package tells people: counts with the right plural."""
+
+__all__ = ["plural"]
+
+_IRREGULAR = {"was": "were", "has": "have", "is": "are"}
+
+
+def plural(count, noun):
+    """``"1 star"``, ``"2 stars"``: a count and its noun, thousands separated.
+
+    Parameters
+    ----------
+    count : int
+    noun : str
+        The singular; ``"y"`` becomes ``"ies"``, a few verbs are known.
+
+    Examples
+    --------
+    >>> plural(1, "chunk"), plural(12000, "star"), plural(2, "entry")
+    ('1 chunk', '12,000 stars', '2 entries')
+    """
+    count = int(count)
+    if count != 1:
+        if noun in _IRREGULAR:
+            noun = _IRREGULAR[noun]
+        elif noun.endswith("y") and noun[-2:-1] not in "aeiou":
+            noun = noun[:-1] + "ies"
+        else:
+            noun = noun + "s"
+    return f"{count:,} {noun}"
