@@ -237,7 +237,7 @@ class FehEnsemble:
         """Ranges of period, amplitude, epoch count and phase gap seen in training."""
         return self.manifest.get("training_domain", {})
 
-    def predict_members(self, inputs, *, batch_size=1024):
+    def predict_members(self, inputs, *, batch_size=256):
         """Predictions of every ensemble member.
 
         Parameters
