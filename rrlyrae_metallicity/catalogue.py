@@ -30,6 +30,7 @@ from .ensemble import load_model
 from .exceptions import InputFormatError, RRLyraeMetallicityError
 from .gaia import iter_epoch_arrays
 from .gaia.files import reading
+from .gaia.readers import source_id_array
 from .messages import plural
 from .outputs import check_not_an_input, output_format, write_table_atomically
 from .pipeline import predict_batch
@@ -185,6 +186,9 @@ class StarPlan:
         self.ids = np.asarray(stars[id_column])
         self.order = np.argsort(self.ids, kind="stable")
         self.sorted_ids = self.ids[self.order]
+        if self.ids.dtype.kind == "i":
+            # Keep a uint64 copy for chunks whose ids reach 2**63 (see as_ids).
+            self.sorted_unsigned = self.sorted_ids.astype(np.uint64)
         self.periods = period_in_days(stars[period_column], count=len(stars),
                                       what=f"column {period_column!r}")
         self.epochs, self.has_epoch = epoch_times(
@@ -194,13 +198,30 @@ class StarPlan:
         """The ids of ``source_ids`` with no row in the star table (none without a table)."""
         if self.stars is None:
             return []
-        ids = np.fromiter(source_ids, dtype=np.int64, count=len(source_ids))
-        return ids[~np.isin(ids, self.ids)].tolist()
+        ids = self.as_ids(source_ids)
+        table_ids = self.sorted_unsigned if ids.dtype.kind == "u" and self.ids.dtype.kind == "i" \
+            else self.sorted_ids
+        return ids[~np.isin(ids, table_ids)].tolist()
+
+    def as_ids(self, source_ids):
+        """``source_ids`` as an exact integer array comparable with the table's ids.
+
+        int64 and uint64 ids compared as they are would go through floats and
+        lose digits; where the two kinds meet, both are compared as uint64
+        (source ids are never negative).
+        """
+        ids = source_id_array(source_ids)
+        if self.stars is not None and ids.dtype != self.sorted_ids.dtype:
+            return ids.astype(np.uint64)
+        return ids
 
     def rows(self, source_ids):
         """Rows of the star table whose id is one of ``source_ids``, in table order."""
-        low = np.searchsorted(self.sorted_ids, source_ids, "left")
-        high = np.searchsorted(self.sorted_ids, source_ids, "right")
+        sorted_ids = self.sorted_ids
+        if source_ids.dtype.kind == "u" and sorted_ids.dtype.kind == "i":
+            sorted_ids = self.sorted_unsigned
+        low = np.searchsorted(sorted_ids, source_ids, "left")
+        high = np.searchsorted(sorted_ids, source_ids, "right")
         counts = high - low
         first = np.repeat(low - np.cumsum(counts) + counts, counts)
         return np.sort(self.order[first + np.arange(counts.sum())])
@@ -230,7 +251,7 @@ def predict_chunk(sources, first_row, plan, ensemble):
         ``row`` (of the output table), ``source_id`` and the
         `~rrlyrae_metallicity.results.FEH_COLUMNS`.
     """
-    source_ids = np.fromiter(sources, dtype=np.int64, count=len(sources))
+    source_ids = plan.as_ids(list(sources))
     if plan.stars is None:
         rows = first_row + np.arange(len(sources))
         curves = list(sources.values())
@@ -246,7 +267,7 @@ def predict_chunk(sources, first_row, plan, ensemble):
     batch = gaia_arrays_batch(curves, periods, epochs=epochs, stars=[i.item() for i in ids])
     columns = empty_feh_columns(len(rows))
     fill_feh_columns(columns, slice(None), predict_batch(batch, ensemble))
-    return {"row": rows, "source_id": np.asarray(ids, dtype=np.int64), **as_arrays(columns)}
+    return {"row": rows, "source_id": source_id_array(ids), **as_arrays(columns)}
 
 
 # --------------------------------------------------------------------------
@@ -357,7 +378,7 @@ def _fingerprint(epoch_photometry, plan, chunk_size, ensemble):
         stars = {"period_d": plan.period}
     else:
         digest = hashlib.sha256()
-        for values in (plan.ids.astype(np.int64), plan.periods, plan.has_epoch,
+        for values in (np.asarray(plan.ids), plan.periods, plan.has_epoch,
                        plan.epochs.jd1 if plan.epochs is not None else np.empty(0),
                        plan.epochs.jd2 if plan.epochs is not None else np.empty(0)):
             digest.update(np.ascontiguousarray(values).tobytes())
@@ -376,8 +397,8 @@ def _merge(store, plan, ensemble, inputs):
     indices = store.indices()
     if plan.stars is None:
         parts = [store.load(i) for i in indices]
-        source_ids = (np.concatenate([p["source_id"] for p in parts]) if parts
-                      else np.empty(0, dtype=np.int64))
+        # Chunks may differ in id dtype (int64, or uint64 past 2**63): join them exactly.
+        source_ids = source_id_array([i for p in parts for i in p["source_id"].tolist()])
         table = Table({"source_id": source_ids,
                        "pf": np.full(len(source_ids), plan.period)})
         table["pf"].unit = u.day

@@ -35,6 +35,7 @@ __all__ = [
     "epoch_arrays",
     "iter_epoch_arrays",
     "read_rrlyrae_parameters",
+    "source_id_array",
 ]
 
 #: Layouts understood by `read_epoch_photometry`.
@@ -464,35 +465,68 @@ def _to_float(values, name, unreadable=None):
 
 
 def _to_int(values, name, *, fill=None):
-    """Return an int64 array; masked values become ``fill`` (error if None)."""
+    """Return an integer array that holds every value exactly; masked values become ``fill``.
+
+    int64, or uint64 when a value is at or above 2**63 (an unsigned column, or
+    text): source ids are never wrapped to negative numbers. A missing value
+    is an error when ``fill`` is None.
+    """
     mask = np.ma.getmaskarray(values)
     data = np.asarray(np.ma.getdata(values))
-    if data.dtype.kind in "biu":
+    if data.dtype.kind == "u" and data.dtype.itemsize == 8 and (data > _INT64_MAX).any():
+        out = data.copy()
+    elif data.dtype.kind in "biu":
         out = data.astype(np.int64)
     elif data.dtype.kind == "f":
         mask = mask | ~np.isfinite(data)
         out = np.where(mask, 0, data).astype(np.int64)
     else:
-        out = np.empty(data.shape, dtype=np.int64)
+        numbers = []
         flat_mask = mask.ravel().copy()  # never write into the caller's mask
         for i, value in enumerate(data.ravel()):
             text = _text(value).strip()
             if flat_mask[i] or text.lower() in _NULL_TOKENS:
                 flat_mask[i] = True
-                out.flat[i] = 0
+                numbers.append(0)
                 continue
             try:
-                out.flat[i] = int(text)
+                numbers.append(int(text))
             except ValueError:
                 raise InputFormatError(
                     f"Cannot read {text!r} in column {name!r} as an integer"
                 ) from None
+        out = source_id_array(numbers).reshape(data.shape)
         mask = flat_mask.reshape(data.shape)
     if mask.any():
         if fill is None:
             raise InputFormatError(f"Column {name!r} has missing values")
         out[mask] = fill
     return out
+
+
+def source_id_array(ids):
+    """Integer ids as an array that holds every one exactly.
+
+    Parameters
+    ----------
+    ids : sequence of int
+
+    Returns
+    -------
+    ndarray
+        int64; uint64 when an id is at or above 2**63 (and none is negative).
+
+    Raises
+    ------
+    rrlyrae_metallicity.exceptions.InputFormatError
+        For ids that no 64-bit integer type holds.
+    """
+    ids = [int(i) for i in ids]
+    if not ids or max(ids) <= _INT64_MAX:
+        return np.array(ids, dtype=np.int64)
+    if min(ids) < 0 or max(ids) > np.iinfo(np.uint64).max:
+        raise InputFormatError("source ids span more than a 64-bit integer can hold")
+    return np.array(ids, dtype=np.uint64)
 
 
 def _text(value):
@@ -516,6 +550,7 @@ def _parse_float(value):
 
 
 _SPLIT = re.compile(r"[,\s]+")
+_INT64_MAX = np.iinfo(np.int64).max
 
 
 def _cell_array(cell):
