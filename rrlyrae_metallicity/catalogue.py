@@ -39,8 +39,8 @@ from .results import FEH_COLUMNS, as_arrays, empty_feh_columns, fill_feh_columns
 __all__ = ["ResumeError", "StarPlan", "predict_catalogue", "predict_chunk"]
 
 # Version of the part files and their manifest; a change makes old parts unusable
-# (2: the feh_n_epochs column).
-_PARTS_VERSION = 2
+# (2: the feh_n_epochs column; 3: feh_n_rejected).
+_PARTS_VERSION = 3
 
 
 class ResumeError(RRLyraeMetallicityError, ValueError):

@@ -47,6 +47,9 @@ class StarPredictions:
     n_epochs : ndarray of int
         Usable epochs (finite, distinct phases) that went into the fit; 0
         where the light curve could not be used.
+    n_rejected : ndarray of int
+        Epochs rejected as outliers before the fit (see
+        `~rrlyrae_metallicity.preprocessing.PreprocessingConfig.outlier_threshold`).
     errors : list
         `None`, or the `~rrlyrae_metallicity.exceptions.LightCurveError` of the star.
     smoothed : list
@@ -60,6 +63,7 @@ class StarPredictions:
     status: np.ndarray
     domain: np.ndarray
     n_epochs: np.ndarray
+    n_rejected: np.ndarray
     errors: list
     smoothed: list
 
@@ -92,6 +96,7 @@ def predict_batch(batch, ensemble):
     inputs = np.zeros((n_stars, ensemble.preprocessing.sequence_length, 2), dtype=np.float32)
     domain = np.array([""] * n_stars, dtype=object)
     n_epochs = np.zeros(n_stars, dtype=int)
+    n_rejected = np.zeros(n_stars, dtype=int)
     smoothed = [None] * n_stars
     prepared, curves, failures = prepare_inputs(
         [batch.phases[i] for i in readable], [batch.mags[i] for i in readable],
@@ -103,6 +108,7 @@ def predict_batch(batch, ensemble):
             inputs[i] = prepared[j]
             smoothed[i] = curves[j]
             n_epochs[i] = curves[j].phase.size
+            n_rejected[i] = curves[j].n_rejected
             domain[i] = outside_training_domain(ensemble.training_domain, batch.periods[i],
                                                 curves[j])
     good = np.array([e is None for e in errors], dtype=bool)
@@ -114,7 +120,8 @@ def predict_batch(batch, ensemble):
         std[good] = ensemble.uncertainty(members)
     status = np.array([STATUS_OK if e is None else e.status for e in errors], dtype=object)
     return StarPredictions(stars=list(batch.stars), feh=feh, feh_std=std, status=status,
-                           domain=domain, n_epochs=n_epochs, errors=errors, smoothed=smoothed)
+                           domain=domain, n_epochs=n_epochs, n_rejected=n_rejected,
+                           errors=errors, smoothed=smoothed)
 
 
 def outside_training_domain(domain, period, curve):

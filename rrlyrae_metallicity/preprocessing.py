@@ -36,19 +36,27 @@ The steps (Monti et al. 2024, section 3, with the alignment made explicit):
    input channels of equation 3 of the paper, ``(m - <m>, phase * P)``.
 """
 
+import dataclasses
 from dataclasses import asdict, dataclass
 
 import numpy as np
 
 from .exceptions import LightCurveError
 # SmoothedLightCurve and max_phase_gap stay importable from here, where they used to live.
-from .smoothing import SmoothedLightCurve, max_phase_gap, smooth_batch, smooth_reference  # noqa: F401
+from .smoothing import (  # noqa: F401
+    SmoothedLightCurve,
+    max_phase_gap,
+    reject_outliers,
+    smooth_batch,
+    smooth_reference,
+)
 
 __all__ = [
     "VARIANTS",
     "SMOOTHERS",
     "MIN_EPOCHS",
     "PAD_VALUE",
+    "MAX_REJECTED",
     "SENTINEL_MAGNITUDE",
     "PreprocessingConfig",
     "check_period",
@@ -75,6 +83,9 @@ MIN_EPOCHS = 15
 
 #: Value used to pad the ``raw`` variant; masked by the recurrent models.
 PAD_VALUE = -1.0
+
+#: Most epochs of one star rejected as outliers (`PreprocessingConfig.outlier_threshold`).
+MAX_REJECTED = 3
 
 #: Magnitudes at or beyond this in absolute value are missing-data sentinels
 #: (99, 99.999, 100, -99, 999, ...), not data. Anything closer to zero is a
@@ -109,6 +120,11 @@ class PreprocessingConfig:
     smoother : str
         One of `SMOOTHERS`: ``"batch"`` (vectorised, the default) or
         ``"scipy_gcv"`` (the per-star reference).
+    outlier_threshold : float or None
+        Reject, before smoothing, up to `MAX_REJECTED` epochs per star that lie
+        more than this many robust scales from the smooth curve of the others
+        (`~rrlyrae_metallicity.smoothing.reject_outliers`); `None` keeps every
+        epoch (the models shipped before the robust pre-processing).
     """
 
     n_phases: int = 80
@@ -116,6 +132,7 @@ class PreprocessingConfig:
     max_epochs: int = 80
     alignment: str = "max_light"
     smoother: str = "batch"
+    outlier_threshold: float | None = None
 
     def __post_init__(self):
         if self.variant not in VARIANTS:
@@ -126,10 +143,20 @@ class PreprocessingConfig:
             raise ValueError(f"alignment must be 'max_light', not {self.alignment!r}")
         if self.n_phases < 8 or self.max_epochs < MIN_EPOCHS:
             raise ValueError("n_phases must be >= 8 and max_epochs >= MIN_EPOCHS")
+        if self.outlier_threshold is not None and not self.outlier_threshold > 0:
+            raise ValueError(f"outlier_threshold must be positive or None, not "
+                             f"{self.outlier_threshold!r}")
 
     def to_dict(self):
-        """Return the parameters as a JSON-serialisable dict."""
-        return asdict(self)
+        """Return the parameters as a JSON-serialisable dict.
+
+        ``outlier_threshold`` is left out when it is `None`, so that the
+        manifests of models made before it existed read back unchanged.
+        """
+        values = asdict(self)
+        if values["outlier_threshold"] is None:
+            del values["outlier_threshold"]
+        return values
 
     @property
     def sequence_length(self):
@@ -390,6 +417,12 @@ def prepare_inputs(phases, mags, periods, config, *, stars=None):
         except LightCurveError as error:
             errors[i] = error
     rows = list(epochs)
+    rejected = {}
+    if config.outlier_threshold is not None and rows:
+        kept, lost = reject_outliers([epochs[i] for i in rows], config.outlier_threshold,
+                                     min_epochs=MIN_EPOCHS, max_rejected=MAX_REJECTED)
+        epochs.update(zip(rows, kept))
+        rejected = dict(zip(rows, lost))
     if config.smoother == "scipy_gcv":
         curves = [_try_scipy(epochs[i], config.n_phases, stars[i]) for i in rows]
     else:
@@ -401,6 +434,10 @@ def prepare_inputs(phases, mags, periods, config, *, stars=None):
         if isinstance(curve, LightCurveError):
             errors[i] = curve
             continue
+        if i in rejected and rejected[i][0].size:
+            curve = dataclasses.replace(
+                curve, rejected_phase=(rejected[i][0] - curve.phase_of_maximum) % 1.0,
+                rejected_mag=rejected[i][1])
         inputs[i] = model_input(curve, periods[i], config)
         smoothed[i] = curve
     return inputs, smoothed, errors

@@ -25,7 +25,7 @@ by `rrlyrae_metallicity.preprocessing` (finite, merged, weighted).
 import contextlib
 import os
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -38,6 +38,7 @@ __all__ = [
     "smooth_batch",
     "smooth_chunk",
     "smooth_reference",
+    "reject_outliers",
     "bounded_brent",
 ]
 
@@ -87,6 +88,9 @@ class SmoothedLightCurve:
         Phase-averaged magnitude of the smoothed curve.
     phase_of_maximum : float
         Phase of maximum light in the input's own phase convention.
+    rejected_phase, rejected_mag : ndarray
+        Epochs rejected as outliers (`reject_outliers`), aligned like ``phase``;
+        empty when none was.
     """
 
     phase: np.ndarray
@@ -95,6 +99,13 @@ class SmoothedLightCurve:
     grid_mag: np.ndarray
     mean_mag: float
     phase_of_maximum: float
+    rejected_phase: np.ndarray = field(default_factory=lambda: np.empty(0))
+    rejected_mag: np.ndarray = field(default_factory=lambda: np.empty(0))
+
+    @property
+    def n_rejected(self):
+        """Number of epochs rejected as outliers before the fit."""
+        return int(self.rejected_phase.size)
 
     @property
     def amplitude(self):
@@ -278,6 +289,111 @@ def _single_threaded_blas():
     return threadpool_limits(1, user_api="blas")
 
 
+def reject_outliers(epochs, threshold, *, min_epochs, max_rejected=3, scale_floor=0.01):
+    """Remove epochs that lie far from the smooth curve of the others, star by star.
+
+    Each round fits every star with the ``batch`` smoother (GCV penalty, as
+    in `smooth_batch`) and finds the epoch with the largest studentized
+    residual, ``r / sqrt(1 - h)`` (``h`` its leverage, so that an epoch in a
+    sparse part of the cycle cannot hide by pulling the curve towards
+    itself), in units of the star's robust scale (1.4826 times the median
+    absolute deviation of its studentized residuals, at least
+    ``scale_floor`` mag). That epoch is rejected when it lies beyond
+    ``threshold`` robust scales, and the star is fitted again: up to
+    ``max_rejected`` rounds, never below ``min_epochs`` epochs.
+
+    Parameters
+    ----------
+    epochs : list of tuple
+        ``(phase, mag, weight)`` of each star (cleaned epochs).
+    threshold : float
+        Robust scales beyond which an epoch is an outlier.
+    min_epochs : int
+        Fewest epochs a star keeps.
+    max_rejected : int
+        Most epochs rejected per star.
+    scale_floor : float
+        Smallest robust scale (mag): photometry is never better than this
+        against a smooth curve, so tiny scatter does not make normal epochs
+        outliers.
+
+    Returns
+    -------
+    kept : list of tuple
+        ``(phase, mag, weight)`` of each star without its outliers.
+    rejected : list of tuple
+        ``(phase, mag)`` of the rejected epochs of each star.
+    """
+    kept = list(epochs)
+    rejected = [(np.empty(0), np.empty(0)) for _ in epochs]
+    active = [i for i, e in enumerate(epochs) if e[0].size > min_epochs]
+    for _ in range(max_rejected):
+        if not active:
+            break
+        worst = _worst_epochs([kept[i] for i in active], threshold, scale_floor)
+        next_active = []
+        for i, index in zip(active, worst):
+            if index < 0:
+                continue
+            phase, mag, weight = kept[i]
+            keep = np.arange(phase.size) != index
+            rejected[i] = (np.append(rejected[i][0], phase[index]),
+                           np.append(rejected[i][1], mag[index]))
+            kept[i] = (phase[keep], mag[keep], weight[keep])
+            if phase.size - 1 > min_epochs:
+                next_active.append(i)
+        active = next_active
+    return kept, rejected
+
+
+def _worst_epochs(epochs, threshold, scale_floor):
+    """Per star, the index of its epoch farthest beyond ``threshold`` robust scales, or -1."""
+    worst = np.full(len(epochs), -1)
+    order = np.argsort([e[0].size for e in epochs], kind="stable")
+    for start in range(0, order.size, _BATCH_SIZE):
+        rows = order[start:start + _BATCH_SIZE]
+        phase, mag, weight = _pad_epochs([epochs[i] for i in rows])
+        problem, penalty, coef = _fit(phase, mag, weight)
+        residual = _studentized_residuals(problem, penalty, coef, phase, mag, weight)
+        real = weight > 0
+        centre = np.nanmedian(np.where(real, residual, np.nan), axis=1)
+        deviation = np.abs(residual - centre[:, None])
+        scale = _robust_scale(residual, real)
+        score = np.where(real, deviation, -np.inf) / np.maximum(scale, scale_floor)[:, None]
+        farthest = np.argmax(score, axis=1)
+        beyond = score[np.arange(len(rows)), farthest] > threshold
+        worst[rows[beyond]] = farthest[beyond]
+    return worst
+
+
+def _robust_scale(residual, real):
+    """1.4826 times the median absolute deviation of each star's residuals."""
+    residual = np.where(real, residual, np.nan)
+    centre = np.nanmedian(residual, axis=1)
+    return 1.4826 * np.nanmedian(np.abs(residual - centre[:, None]), axis=1)
+
+
+def _studentized_residuals(problem, penalty, coef, phase, mag, weight):
+    """``(mag - fit) / sqrt(1 - leverage)`` of every epoch (NaN for padding)."""
+    fitted = _fourier_eval_at(coef, phase)
+    leverage = problem["constant_leverage"] + np.einsum(
+        "snk,sk->sn", problem["rotated"] ** 2, 1.0 / (problem["eigval"] + penalty[:, None]))
+    residual = (mag - fitted) / np.sqrt(np.clip(1.0 - leverage, 1e-9, None))
+    return np.where(weight > 0, residual, np.nan)
+
+
+def _fit(phase, mag, weight):
+    """The ``batch`` smoother's fit of padded epochs: (problem, penalty, coefficients)."""
+    problem = _decompose(phase, mag, weight)
+    # As the reference does, search the penalty again once the epochs are
+    # aligned, with the epoch count the reference repeats across the wrap.
+    coef = _coefficients(problem, _gcv_penalty(problem, _repeats(weight, None)))
+    phase_max = _fourier_minimum(coef)
+    repeats = _repeats(weight, (phase - phase_max[:, None]) % 1.0)
+    penalty = _gcv_penalty(problem, repeats)
+    return problem, penalty, _coefficients(problem, penalty)
+
+
 def smooth_chunk(epochs, n_phases):
     """Fourier coefficients, phase of maximum and resampled curve of a chunk of stars.
 
@@ -295,13 +411,7 @@ def smooth_chunk(epochs, n_phases):
     grid_mag : ndarray, shape (n_stars, n_phases)
     """
     phase, mag, weight = _pad_epochs(epochs)
-    problem = _decompose(phase, mag, weight)
-    # As the reference does, search the penalty again once the epochs are
-    # aligned, with the epoch count the reference repeats across the wrap.
-    coef = _coefficients(problem, _gcv_penalty(problem, _repeats(weight, None)))
-    phase_max = _fourier_minimum(coef)
-    repeats = _repeats(weight, (phase - phase_max[:, None]) % 1.0)
-    coef = _coefficients(problem, _gcv_penalty(problem, repeats))
+    _, _, coef = _fit(phase, mag, weight)
     phase_max = _fourier_minimum(coef)
     grid = np.arange(n_phases) / n_phases
     return coef, phase_max, _fourier_eval(_fourier_shift(coef, phase_max), grid)
@@ -558,6 +668,14 @@ def _fourier_eval(coef, phase):
     angle = 2 * np.pi * np.asarray(phase)[:, None] * k
     basis = np.concatenate([np.cos(angle), np.sin(angle)], axis=1)
     return coef[:, :1] + coef[:, 1:] @ basis.T
+
+
+def _fourier_eval_at(coef, phase):
+    """Evaluate Fourier series ``coef`` (n_stars, 1 + 2K) at per-star phases (n_stars, n)."""
+    k, _ = _harmonics()
+    angle = 2 * np.pi * phase[..., None] * k
+    return coef[:, :1] + (np.cos(angle) * coef[:, None, 1:1 + k.size]).sum(axis=-1) + (
+        np.sin(angle) * coef[:, None, 1 + k.size:]).sum(axis=-1)
 
 
 def _fourier_shift(coef, shift):

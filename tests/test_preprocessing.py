@@ -251,3 +251,53 @@ def test_config_rejects_unknown_smoother():
         PreprocessingConfig(smoother="lowess")
     with pytest.raises(ValueError, match="smoother must be one of"):
         smooth_lightcurve(np.linspace(0, 1, 30), np.ones(30), 80, smoother="lowess")
+
+
+# --------------------------------------------------------------------------
+# Outlier rejection (PreprocessingConfig.outlier_threshold)
+# --------------------------------------------------------------------------
+
+
+def test_an_outlier_epoch_is_rejected_and_the_fit_returns_to_the_clean_one():
+    rng = np.random.default_rng(3)
+    # Epochs apart in phase, so that no two are merged before the fit.
+    phases = [(np.arange(n) + rng.uniform(0.2, 0.8, n)) / n for n in rng.integers(25, 60, 12)]
+    mags = [15 + a * (rrab_shape(p - s) - 15) + rng.normal(0, 0.02, p.size)
+            for p, a, s in zip(phases, rng.uniform(0.5, 1.5, 12), rng.uniform(0, 1, 12))]
+    robust = PreprocessingConfig(outlier_threshold=8.0)
+    clean_inputs, clean_curves, _ = prepare_inputs(phases, mags, np.full(12, 0.6), robust)
+    assert all(c.n_rejected == 0 for c in clean_curves)  # nothing to reject in clean curves
+    bad = [m.copy() for m in mags]
+    for m in bad:
+        m[len(m) // 2] += 1.5  # one epoch 1.5 mag too faint
+    inputs, curves, _ = prepare_inputs(phases, bad, np.full(12, 0.6), robust)
+    assert [c.n_rejected for c in curves] == [1] * 12
+    for curve, clean, m in zip(curves, clean_curves, bad):
+        assert curve.rejected_mag[0] == m[len(m) // 2]
+        assert curve.phase.size == clean.phase.size - 1
+    # The same inputs as the curves without that epoch, close to the clean ones...
+    without = [np.delete(p, len(p) // 2) for p in phases]
+    expected, _, _ = prepare_inputs(without, [np.delete(m, len(m) // 2) for m in mags],
+                                    np.full(12, 0.6), robust)
+    np.testing.assert_allclose(inputs, expected, atol=1e-6)
+    assert np.abs(inputs - clean_inputs).max() < 0.02
+    # ... while without rejection the outlier drags the smooth curve.
+    plain, _, _ = prepare_inputs(phases, bad, np.full(12, 0.6), PreprocessingConfig())
+    assert np.abs(plain - clean_inputs).max() > 0.05
+
+
+def test_rejection_never_leaves_fewer_than_min_epochs():
+    phase = np.linspace(0, 1, MIN_EPOCHS + 1, endpoint=False)
+    mag = rrab_shape(phase)
+    mag[[2, 7, 11]] += [1.0, -1.0, 1.5]
+    _, (curve,), _ = prepare_inputs([phase], [mag], [0.6],
+                                    PreprocessingConfig(outlier_threshold=5.0))
+    assert curve.phase.size >= MIN_EPOCHS and curve.n_rejected == 1
+
+
+def test_outlier_threshold_round_trips_and_stays_out_of_old_manifests():
+    assert "outlier_threshold" not in PreprocessingConfig().to_dict()
+    config = PreprocessingConfig(outlier_threshold=8.0)
+    assert PreprocessingConfig(**config.to_dict()) == config
+    with pytest.raises(ValueError, match="outlier_threshold"):
+        PreprocessingConfig(outlier_threshold=0.0)

@@ -45,6 +45,9 @@ def _cv_parser(sub, name):
     p.add_argument("--architecture", default="gru")
     p.add_argument("--variant", choices=VARIANTS, default="spline_centered")
     p.add_argument("--n-phases", type=int, default=PreprocessingConfig.n_phases)
+    p.add_argument("--outlier-threshold", type=float, default=None, metavar="K",
+                   help="reject up to 3 epochs per star lying more than K robust scales from "
+                        "the smooth curve of the others (default: keep every epoch)")
     p.add_argument("--folds", type=int, default=5)
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--members-per-fold", type=int, default=1,
@@ -163,7 +166,8 @@ def _run_cv(args, parser):
 
     config = TrainingConfig(
         architecture=args.architecture,
-        preprocessing=PreprocessingConfig(n_phases=args.n_phases, variant=args.variant).to_dict(),
+        preprocessing=PreprocessingConfig(n_phases=args.n_phases, variant=args.variant,
+                                          outlier_threshold=args.outlier_threshold).to_dict(),
         n_folds=args.folds, seed=args.seed, members_per_fold=args.members_per_fold,
         learning_rate=args.learning_rate, batch_size=args.batch_size,
         max_epochs=args.max_epochs, patience=args.patience,
