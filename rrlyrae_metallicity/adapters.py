@@ -63,10 +63,14 @@ __all__ = [
     "lightcurve_batch",
     "gaia_arrays_batch",
     "magnitude_column",
+    "as_table",
+    "as_named_collection",
 ]
 
-# Suffixes of uncertainty columns, never taken for the magnitudes.
+# Suffixes and prefixes of uncertainty columns, never taken for the magnitudes
+# (VizieR writes e_Gmag).
 _ERROR_SUFFIXES = ("_err", "_error", "err", "_unc", "_sigma")
+_ERROR_PREFIXES = ("e_", "err_", "sigma_")
 # Text that stands for a missing number in files users hold.
 _NULL_TOKENS = frozenset({"", "null", "none", "nan", "--", "masked", "na", "n/a"})
 
@@ -128,8 +132,12 @@ def _mask_and_values(values):
     return None, values
 
 
-def _floats(values, what):
-    """Float array from numbers or text; a ValueError names ``what`` and the bad text."""
+def _floats(values, what, *, unreadable="raise"):
+    """Float array from numbers or text.
+
+    Text that is not a number raises a ValueError naming ``what`` and the
+    text, or becomes NaN with ``unreadable="nan"``.
+    """
     array = np.asarray(values)
     if array.dtype.kind in "biuf":
         return array.astype(float)
@@ -143,17 +151,25 @@ def _floats(values, what):
         try:
             out.flat[i] = float(value)
         except (TypeError, ValueError):
-            raise ValueError(f"cannot read {value!r} in {what} as a number") from None
+            if unreadable != "nan":
+                raise ValueError(f"cannot read {value!r} in {what} as a number") from None
+            out.flat[i] = np.nan
     return out
 
 
-def _in_unit(values, unit, what):
-    """Float values of ``values`` in ``unit``; masked entries NaN; bare numbers taken in ``unit``."""
+def _in_unit(values, unit, what, *, unreadable="raise"):
+    """Float values of ``values`` in ``unit``; masked entries NaN; bare numbers taken in ``unit``.
+
+    A list may mix quantities and bare numbers (each read by the rule for
+    numbers without units); text columns with a unit are parsed first.
+    """
     mask, values = _mask_and_values(values)
+    if isinstance(values, (list, tuple)) and any(isinstance(v, u.Quantity) for v in values):
+        return _masked(np.array([_in_unit(v, unit, what, unreadable=unreadable) for v in values],
+                                dtype=float), mask)
     if isinstance(values, Column) and values.unit is not None:
-        values = u.Quantity(values)
-    elif isinstance(values, (list, tuple)) and any(isinstance(v, u.Quantity) for v in values):
-        values = u.Quantity(values)
+        numbers = _floats(np.asarray(values), what, unreadable=unreadable)
+        values = u.Quantity(numbers, values.unit)
     if isinstance(values, u.Quantity):
         if values.unit == u.dimensionless_unscaled:
             out = np.array(values.value, dtype=float)
@@ -165,11 +181,17 @@ def _in_unit(values, unit, what):
                     f"{what} should be in units of {unit.physical_type} (e.g. {unit}), "
                     f"not {values.unit}") from None
     else:
-        out = _floats(values, what)
-    if mask is not None:
-        out = np.array(out, dtype=float)
-        out[np.broadcast_to(mask, out.shape)] = np.nan
-    return out
+        out = _floats(values, what, unreadable=unreadable)
+    return _masked(out, mask)
+
+
+def _masked(values, mask):
+    """``values`` with NaN where ``mask`` is set."""
+    if mask is None:
+        return values
+    values = np.array(values, dtype=float)
+    values[np.broadcast_to(mask, values.shape)] = np.nan
+    return values
 
 
 def period_in_days(period, *, count=None, what="period"):
@@ -199,7 +221,8 @@ def period_in_days(period, *, count=None, what="period"):
     ValueError
         If the number of periods is not ``count``, or a value is unreadable text.
     """
-    days = _in_unit(period, u.day, what)
+    # One period that is not a number costs its star (invalid_period), not the batch.
+    days = _in_unit(period, u.day, what, unreadable="nan" if count is not None else "raise")
     if count is None:
         if days.size != 1:
             raise ValueError(f"{what}: give one period for one light curve, got {days.size}")
@@ -275,8 +298,9 @@ def magnitude_column(lightcurve, mag_column=None, *, star=None):
     """Name of the column that holds the magnitudes.
 
     ``mag_column`` when given; else ``mag``; else the one column in
-    magnitude units, or failing that the one named ``*mag``, never an
-    uncertainty column (``*_err``, ``*_error``).
+    magnitude units (mag, mmag, AB or ST magnitudes), or failing that the one
+    named ``*mag``, never an uncertainty column (``*_err``, ``*_error``,
+    ``e_*``).
 
     Raises
     ------
@@ -292,28 +316,43 @@ def magnitude_column(lightcurve, mag_column=None, *, star=None):
         return mag_column
     if "mag" in names:
         return "mag"
-    candidates = [n for n in names if not n.lower().endswith(_ERROR_SUFFIXES)]
-    by_unit = [n for n in candidates if _unit_of(lightcurve[n]) == u.mag]
+    candidates = [n for n in names if not n.lower().endswith(_ERROR_SUFFIXES)
+                  and not n.lower().startswith(_ERROR_PREFIXES)]
+    by_unit = [n for n in candidates if _is_magnitude_unit(_unit_of(lightcurve[n]))]
     by_name = [n for n in candidates if n.lower().endswith("mag")
-               and _unit_of(lightcurve[n]) in (None, u.mag, u.dimensionless_unscaled)]
+               and _unit_of(lightcurve[n]) in (None, u.dimensionless_unscaled)]
     for found in (by_unit, by_name):
         if len(found) == 1:
             return found[0]
         if len(found) > 1:
             break
-    raise LightCurveError(f"cannot tell which column holds the magnitudes among {names}; "
-                          "pass mag_column=...", star=star, status="missing_column")
+    fluxes = [n for n in names if _unit_of(lightcurve[n]) is not None
+              and not _is_magnitude_unit(_unit_of(lightcurve[n]))
+              and _unit_of(lightcurve[n]).physical_type != "time"]
+    hint = (f"; {fluxes} are not magnitudes: the models take magnitudes (convert fluxes with "
+            "-2.5 log10(flux) + zero-point)" if fluxes else "")
+    raise LightCurveError(f"cannot tell which column holds the magnitudes among {names}"
+                          f"{hint}; pass mag_column=...", star=star, status="missing_column")
 
 
 def _unit_of(column):
     return getattr(column, "unit", None)
 
 
+def _is_magnitude_unit(unit):
+    """mag, mmag, or a magnitude of a flux system (AB, ST, mag(ct/s))."""
+    return unit is not None and (isinstance(unit, u.MagUnit) or unit.is_equivalent(u.mag))
+
+
 def _magnitudes(lightcurve, mag_column, star):
     name = magnitude_column(lightcurve, mag_column, star=star)
     column = lightcurve[name]
     unit = _unit_of(column)
-    if unit is not None and unit not in (u.mag, u.dimensionless_unscaled):
+    if isinstance(unit, u.MagUnit):
+        # AB or ST magnitudes: the numbers are magnitudes (only m - <m> is used).
+        column = u.Quantity(getattr(column, "value", column), u.mag) if not isinstance(
+            column, Masked) else Masked(u.Quantity(column.unmasked.value, u.mag), column.mask)
+    elif unit is not None and unit != u.dimensionless_unscaled and not unit.is_equivalent(u.mag):
         raise LightCurveError(
             f"column {name!r} has unit {unit}, not magnitudes; the models take magnitudes "
             "(convert fluxes with -2.5 log10(flux) + zero-point, or pass mag_column=...)",
@@ -367,14 +406,16 @@ def _read_one(lightcurve, period_days, star, mag_column):
     if isinstance(time, TimeDelta):
         # TimeSeries.fold without normalize_phase: time since its epoch.
         elapsed = _in_unit(_masked_time_days(time), u.day, "time")
+        _check_folded(np.abs(elapsed), period_days, "d", star)
         return "phase", elapsed / period_days, _magnitudes(lightcurve, mag_column, star)
     if "phase" in lightcurve.colnames:
         phase = _phase_in_cycles(lightcurve["phase"], star, "column 'phase'")
         return "phase", phase, _magnitudes(lightcurve, mag_column, star)
     if isinstance(time, u.Quantity) and time.unit in (u.dimensionless_unscaled, None):
         # TimeSeries.fold(normalize_phase=True): phase in cycles.
-        return "phase", _phase_in_cycles(time, star, "time"), _magnitudes(
-            lightcurve, mag_column, star)
+        phase = _phase_in_cycles(time, star, "time")
+        _check_folded(np.abs(phase), 1.0, "cycles", star)
+        return "phase", phase, _magnitudes(lightcurve, mag_column, star)
     raise LightCurveTypeError(
         "a light curve should be an astropy TimeSeries with a time column (astropy Time) and "
         "magnitudes, or a Table with 'phase' and magnitude columns (already folded); got a "
@@ -390,6 +431,22 @@ def _unreadable_error(count, star):
         return None
     return LightCurveError(f"{plural(count, 'transit')} with a time or magnitude that is not a "
                            "number in the file", star=star, status="unreadable_values")
+
+
+def _check_folded(distance, period, unit, star):
+    """Refuse a "folded" light curve whose times run beyond one period from its epoch.
+
+    `~astropy.timeseries.TimeSeries.fold` keeps every time within one
+    period of the epoch. Anything farther was folded with another period, or
+    not folded right (astropy 8.0 folds a TimeSeries with masked times into
+    seconds labelled as days), and its phases would be wrong.
+    """
+    farthest = np.nanmax(distance) if np.isfinite(distance).any() else 0.0
+    if np.isfinite(period) and farthest > period * (1 + 1e-6):
+        raise LightCurveTypeError(
+            f"this folded light curve reaches {farthest:.6g} {unit} from its epoch, more than "
+            f"one period ({period:.6g} {unit}): it was not folded with this period (pass the "
+            "raw-time TimeSeries instead, or fold it with this period)", star=star)
 
 
 def _masked_time_days(delta):
@@ -578,6 +635,15 @@ def gaia_arrays_batch(sources, periods, *, epochs=None, stars=None):
         errors.append(result if failed else None)
     return LightCurveBatch(stars=list(stars), phases=phases, mags=mags, periods=periods,
                            errors=errors)
+
+
+def as_table(lightcurve):
+    """A pandas DataFrame or numpy structured array as an astropy Table; others unchanged."""
+    if isinstance(lightcurve, np.ndarray) and lightcurve.dtype.names:
+        return Table(lightcurve)
+    if type(lightcurve).__name__ == "DataFrame" and hasattr(lightcurve, "to_records"):
+        return Table.from_pandas(lightcurve)
+    return lightcurve
 
 
 def as_named_collection(lightcurves):

@@ -27,12 +27,12 @@ from astropy.table import Table
 
 from .adapters import epoch_times, gaia_arrays_batch, period_in_days
 from .ensemble import load_model
-from .exceptions import InputFormatError, RRLyraeMetallicityError
+from .exceptions import InputFormatError, OutputError, RRLyraeMetallicityError
 from .gaia import iter_epoch_arrays
 from .gaia.files import reading
 from .gaia.readers import source_id_array
 from .messages import plural
-from .outputs import check_not_an_input, output_format, write_table_atomically
+from .outputs import check_not_an_input, check_writable, output_format, write_table_atomically
 from .pipeline import predict_batch
 from .results import FEH_COLUMNS, as_arrays, empty_feh_columns, fill_feh_columns, with_feh_columns
 
@@ -116,6 +116,7 @@ def predict_catalogue(epoch_photometry, stars=None, *, period=None, output=None,
         # Fail before the work, not after it.
         output_format(output)
         check_not_an_input(output, inputs)
+        check_writable(output)
     ensemble = load_model(model)
     plan = StarPlan(stars, period, id_column, period_column, epoch_column)
     store = _PartStore(output, log) if output is not None else _MemoryStore()
@@ -333,7 +334,11 @@ class _PartStore:
             self.log(f"starting over: removing the partial results in {self.directory} "
                      "(use --resume to continue them)")
             shutil.rmtree(self.directory)
-        self.directory.mkdir(parents=True)
+        try:
+            self.directory.mkdir()
+        except OSError as error:
+            raise OutputError(f"{self.directory}: cannot be made to keep the finished chunks "
+                              f"({error.strerror or error})") from None
         _write_atomically(manifest, lambda f: f.write(json.dumps(fingerprint, indent=1).encode()))
         return set()
 

@@ -26,7 +26,10 @@ EXIT_CODES = {
 EXIT_OK, EXIT_INPUT, EXIT_USAGE, EXIT_RESUME, EXIT_OUTPUT, EXIT_MODEL, EXIT_INTERRUPTED = (
     0, 1, 2, 3, 4, 5, 130)
 _DEFAULT_CHUNK_SIZE = 10_000
-_FORMATS = ("votable", "ascii.ecsv", "ascii.csv", "fits", "parquet")
+# --format: astropy's names and the short ones people type.
+_FORMATS = {"votable": "votable", "ascii.ecsv": "ascii.ecsv", "ascii.csv": "ascii.csv",
+            "fits": "fits", "parquet": "parquet", "ecsv": "ascii.ecsv", "csv": "ascii.csv",
+            "xml": "votable"}
 
 log = logging.getLogger("rrlyrae_metallicity.cli")
 
@@ -103,12 +106,15 @@ def _predict(args):
     import astropy.units as u
 
     from .catalogue import predict_catalogue
-    from .exceptions import OutputError
+    from .exceptions import InputFormatError, OutputError
     from .gaia import read_rrlyrae_parameters
     from .messages import plural
-    from .outputs import OUTPUT_FORMATS, check_not_an_input
+    from .outputs import OUTPUT_FORMATS, check_not_an_input, check_writable
 
     if args.example:
+        if args.epoch_photometry is not None or args.periods is not None:
+            raise _UsageError("--example runs on the embedded files: give either --example or "
+                              "EPOCH_PHOTOMETRY_FILE, not both")
         photometry_path, periods_path = (str(p) for p in example_paths())
     else:
         if args.epoch_photometry is None:
@@ -127,20 +133,36 @@ def _predict(args):
             check_not_an_input(args.output, inputs)
         except OutputError as error:
             raise _UsageError(str(error)) from None
+        check_writable(args.output)  # exit code 4 before any work
     stars = read_rrlyrae_parameters(periods_path) if periods_path is not None else None
     bar = _ProgressBar(sys.stderr.isatty() and args.verbosity >= 0)
-    # On a terminal the bar shows the chunks; elsewhere (logs) one line each.
-    chunk_level = logging.DEBUG if bar.enabled else logging.INFO
+    unmatched = []
+
+    def report(message):
+        # On a terminal the bar shows the chunks; elsewhere (logs) one line each.
+        if message.startswith("chunk "):
+            if "without a row in the star table" in message:
+                unmatched.append(int(message.split(": ", 1)[1].split()[0].replace(",", "")))
+            log.log(logging.DEBUG if bar.enabled else logging.INFO, message)
+            return
+        bar.close()
+        log.info(message)
+
     try:
         result = predict_catalogue(
             photometry_path, stars, period=None if stars is not None else args.period * u.day,
             output=args.output, chunk_size=args.chunk_size, resume=args.resume,
-            model=args.model, format=args.format, inputs=inputs, progress=bar,
-            log=lambda message: log.log(
-                chunk_level if message.startswith("chunk ") else logging.INFO, message),
-        )
+            model=args.model, format=_FORMATS.get(args.format), inputs=inputs, progress=bar,
+            log=report)
+    except u.UnitsError as error:
+        # A column of the period table in a unit that is not a time.
+        raise InputFormatError(f"{periods_path}: {error}") from None
     finally:
         bar.close()
+    if unmatched:
+        count = sum(unmatched)
+        log.warning(f"{plural(count, 'source')} of {photometry_path} "
+                    f"{'has' if count == 1 else 'have'} no row in {periods_path}: not predicted")
     if args.output is not None:
         log.info(f"wrote {plural(len(result), 'row')} to {args.output}")
     else:
@@ -258,7 +280,7 @@ def build_parser():
     predict.add_argument("-o", "--output", metavar="OUT",
                          help="output table; format from the extension (.ecsv, .csv, .fits, "
                               ".xml); printed to the terminal (rounded) when omitted")
-    predict.add_argument("--format", choices=_FORMATS, default=None,
+    predict.add_argument("--format", choices=list(_FORMATS), default=None,
                          help="format of EPOCH_PHOTOMETRY_FILE (default: from the extension, "
                               "else from the file's first bytes)")
     predict.add_argument("--model", default="default",

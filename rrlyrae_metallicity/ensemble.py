@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from .config import conf, cpu_threads
-from .exceptions import ModelIntegrityError, RRLyraeMetallicityWarning
+from .exceptions import ModelError, ModelIntegrityError, RRLyraeMetallicityWarning
 from .manifest import ModelManifest
 from .preprocessing import PreprocessingConfig
 from . import registry
@@ -30,12 +30,34 @@ def onnxruntime_module():
     return onnxruntime
 
 
+def provider_names(providers):
+    """``providers`` (a name, or a sequence of names) as a tuple; empty for none."""
+    if not providers:
+        return ()
+    if isinstance(providers, str):
+        return (providers,)
+    return tuple(providers)
+
+
 def _providers(ort, requested=None):
-    """The providers asked for (argument, then ``conf.providers``), or CUDA-then-CPU."""
-    requested = list(requested or conf.providers or [])
+    """The providers asked for (argument, then ``conf.providers``), or CUDA-then-CPU.
+
+    Raises
+    ------
+    rrlyrae_metallicity.exceptions.ModelError
+        For a provider this ONNX Runtime does not offer (a typo, or CUDA with
+        the CPU package): the message lists those it offers.
+    """
+    requested = list(provider_names(requested) or provider_names(conf.providers))
+    available = ort.get_available_providers()
+    missing = [name for name in requested if name not in available]
+    if missing:
+        hint = (' (CUDA needs the gpu extra: pip install "rrlyrae_metallicity[gpu]")'
+                if "CUDAExecutionProvider" in missing else "")
+        raise ModelError(f"ONNX Runtime does not offer {missing}{hint}; it offers {available}")
     if requested:
         return requested
-    if "CUDAExecutionProvider" in ort.get_available_providers():
+    if "CUDAExecutionProvider" in available:
         return ["CUDAExecutionProvider", "CPUExecutionProvider"]
     return ["CPUExecutionProvider"]
 
@@ -114,8 +136,8 @@ class FehEnsemble:
         self.provider = self.sessions[0].get_providers()[0]
         if providers[0] != self.provider:
             warnings.warn(
-                f"ONNX Runtime offers {providers[0]} but could not use it (missing CUDA "
-                f"libraries?); running on {self.provider}",
+                f"ONNX Runtime could not start {providers[0]} (missing CUDA libraries?); "
+                f"running on {self.provider}",
                 RRLyraeMetallicityWarning,
                 stacklevel=2,
             )
@@ -319,7 +341,7 @@ def load_model(name="default", *, providers=None):
         The same object for the same name and providers.
     """
     return _cached_ensemble(registry.resolve_model_name(name),
-                            tuple(providers) if providers else tuple(conf.providers or ()))
+                            provider_names(providers) or provider_names(conf.providers))
 
 
 @functools.lru_cache(maxsize=None)

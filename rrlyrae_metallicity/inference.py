@@ -14,6 +14,7 @@ from astropy.table import Table
 
 from .adapters import (
     as_named_collection,
+    as_table,
     epoch_times,
     lightcurve_batch,
     period_in_days,
@@ -88,6 +89,7 @@ def predict_feh(lightcurve, period, *, epoch=None, model="default", return_std=F
     >>> feh.unit
     Unit("dex")
     """
+    lightcurve = as_table(lightcurve)
     if isinstance(lightcurve, Table):
         return _predict_one(lightcurve, period, epoch, load_model(model, providers=providers),
                             return_std, mag_column)
@@ -164,6 +166,9 @@ def add_feh(table, lightcurves, *, id_column="source_id", period_column="pf",
         set's period, amplitude, epoch-count or phase-coverage range: a
         prediction is still made, but it is an extrapolation).
     """
+    if not isinstance(table, Table):
+        raise TypeError(f"table should be an astropy Table of stars, not a "
+                        f"{type(table).__name__} (for one row, use table[[i]])")
     for name in (period_column,) + ((id_column,) if isinstance(lightcurves, Mapping) else ()):
         if name not in table.colnames:
             raise KeyError(f"table has no column {name!r} (columns: {table.colnames})")

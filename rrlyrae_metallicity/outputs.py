@@ -36,7 +36,8 @@ from .exceptions import OutputError
 from .version import version
 
 __all__ = ["OUTPUT_FORMATS", "FITS_KEYWORDS", "output_format", "provenance",
-           "provenance_sidecar", "check_not_an_input", "write_table_atomically"]
+           "provenance_sidecar", "check_not_an_input", "check_writable",
+           "write_table_atomically"]
 
 #: astropy format of an output table, by file extension.
 OUTPUT_FORMATS = {".ecsv": "ascii.ecsv", ".csv": "ascii.csv", ".fits": "fits", ".fit": "fits",
@@ -124,6 +125,30 @@ def check_not_an_input(output, inputs):
                               "the results over it (choose another -o)")
 
 
+def check_writable(path):
+    """Refuse, before any work, an output path that cannot be written.
+
+    Raises
+    ------
+    rrlyrae_metallicity.exceptions.OutputError
+        If ``path`` is a folder, or its folder does not exist, is not a
+        folder or cannot be written to. Folders are never created: a
+        mistyped path should not silently make new ones.
+    """
+    target = Path(path)
+    folder = target.parent if str(target.parent) else Path(".")
+    name = os.fspath(path)
+    if target.is_dir():
+        raise OutputError(f"{name}: is a folder; give a file name (.ecsv, .csv, .fits, .xml)")
+    if not folder.exists():
+        raise OutputError(f"{name}: no such folder {os.fspath(folder)!r} (folders are not "
+                          "created)")
+    if not folder.is_dir():
+        raise OutputError(f"{name}: {os.fspath(folder)!r} is not a folder")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise OutputError(f"{name}: permission denied to write in {os.fspath(folder)!r}")
+
+
 def _umask():
     mask = os.umask(0o022)
     os.umask(mask)
@@ -152,6 +177,7 @@ def write_table_atomically(table, path, *, inputs=()):
     path = Path(path)
     fmt = output_format(path)
     check_not_an_input(path, inputs)
+    check_writable(path)
     folder = path.parent if str(path.parent) else Path(".")
     try:
         handle, tmp = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=path.suffix)

@@ -166,6 +166,9 @@ class PreprocessingConfig:
 
 def check_period(period, *, star=None):
     """Raise `LightCurveError` (status ``invalid_period``) unless 0 < period < inf."""
+    if np.isnan(period):
+        raise LightCurveError("no period (missing, masked, or not a number)", star=star,
+                              status="invalid_period")
     if not (np.isfinite(period) and period > 0):
         raise LightCurveError(f"period must be a positive finite number of days, got {period}",
                               star=star, status="invalid_period")

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from astropy import units as u
 from astropy.table import MaskedColumn, QTable, Table
-from astropy.time import Time
+from astropy.time import Time, TimeDelta
 from astropy.timeseries import TimeSeries
 from astropy.utils.masked import Masked
 
@@ -251,3 +251,57 @@ def test_thread_settings_from_the_environment_never_crash(star, monkeypatch):
     for value in ("4,2", "", "abc", "0", "-3"):
         monkeypatch.setitem(os.environ, "OMP_NUM_THREADS", value)
         _same(rm.predict_feh([ts, ts], [period.value] * 2 * u.day)[0], expected)
+
+
+# --------------------------------------------------------------------------
+# What a new user found (a fresh seat)
+# --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("unit, scale", [(u.mmag, 1000.0), (u.ABmag, 1.0)])
+def test_magnitude_units_are_converted(star, unit, scale):
+    ts, period, (expected, _) = star
+    table = QTable({"time": ts.time, "g": ts["mag"].value * scale * unit})
+    _same(rm.predict_feh(table, period), expected)
+
+
+def test_vizier_error_columns_and_flux_hints(star):
+    assert magnitude_column(Table({"Gmag": [1.0], "e_Gmag": [0.1]})) == "Gmag"
+    ts, period, _ = star
+    flux = QTable({"time": ts.time, "flux": np.ones(len(ts)) * u.electron / u.s})
+    with pytest.raises(LightCurveError, match=r"-2.5 log10\(flux\)") as info:
+        rm.predict_feh(flux, period)
+    assert info.value.status == "missing_column"
+
+
+def test_a_fold_that_is_not_one_period_is_refused(star):
+    ts, period, _ = star
+    days = ts.fold(period=period).time.to_value(u.day)
+    # What astropy 8.0 makes of a TimeSeries with masked times: seconds labelled days.
+    folded = TimeSeries(time=TimeDelta(days * 86400, format="jd"), data={"mag": ts["mag"]})
+    with pytest.raises(LightCurveTypeError, match="not folded with this period"):
+        rm.predict_feh(folded, period)
+    with pytest.raises(LightCurveTypeError, match="not folded with this period"):
+        rm.predict_feh(ts.fold(period=3 * period), period)
+
+
+def test_mixed_periods_dataframes_rows_and_missing_keys(star):
+    ts, period, (expected, _) = star
+    mixed = rm.predict_feh([ts, ts], [period.value, period])
+    np.testing.assert_allclose(mixed.value, expected.value, atol=TOLERANCE)
+    with pytest.warns(rm.RRLyraeMetallicityWarning, match="no period"):
+        table = rm.predict_feh({"a": ts, "b": ts}, {"a": period})
+    assert list(table["feh_status"]) == ["ok", "invalid_period"]
+    frame = Table({"phase": _phase_cycles(ts, period), "mag": ts["mag"].value}).to_pandas()
+    _same(rm.predict_feh(frame, period), expected)
+    _same(rm.predict_feh(frame.to_records(index=False), period), expected)
+    stars = Table({"source_id": [1], "pf": [period.value]})
+    with pytest.raises(TypeError, match="not a Row"):
+        rm.add_feh(stars[0], {1: ts})
+
+
+def test_providers_given_as_a_name_or_unknown(star):
+    ts, period, (expected, _) = star
+    _same(rm.predict_feh(ts, period, providers="CPUExecutionProvider"), expected)
+    with pytest.raises(rm.ModelError, match="does not offer.*Nope"):
+        rm.predict_feh(ts, period, providers=["NopeExecutionProvider"])

@@ -79,7 +79,7 @@ FAILING = {
         "too_few_epochs", "10 usable epochs"),
     "period zero": (lambda c: c, 0.0, "invalid_period", "positive finite number of days"),
     "period negative": (lambda c: c, -1.0, "invalid_period", "positive finite number of days"),
-    "period NaN": (lambda c: c, np.nan, "invalid_period", "positive finite number of days"),
+    "period NaN": (lambda c: c, np.nan, "invalid_period", "no period (missing, masked, or not a number)"),
     "flux instead of magnitudes": (
         lambda c: TimeSeries(time=c.time, data={"flux": np.ones(len(c)) * u.electron / u.s}),
         1.0, "missing_column", "cannot tell which column holds the magnitudes"),

@@ -397,3 +397,89 @@ def test_one_table_of_exit_codes_in_help_readme_and_docs(capsys):
         assert f"| {code} | {meaning} |" in readme, (code, meaning)
         assert re.search(rf"^\s+\* - {code}\n\s+- {re.escape(meaning)}$", docs, re.M), code
     assert cli.exit_code_lines()[0].strip().startswith("0")
+
+
+# --------------------------------------------------------------------------
+# What a new user found (a fresh seat, after the first version of this issue)
+# --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("which", ["photometry", "periods"])
+def test_a_csv_cut_in_the_middle_of_a_row(example, tmp_path, capsys, which):
+    photometry = tmp_path / "photometry.csv"
+    example["rows"].write(photometry, format="ascii.csv")
+    periods = tmp_path / "periods.csv"
+    example["stars"]["source_id", "pf"].write(periods, format="ascii.csv")
+    target = {"photometry": photometry, "periods": periods}[which]
+    text = target.read_text()
+    target.write_text(text[: int(len(text) * 0.6)])
+    code, _, err = _run(capsys, "predict", photometry, "--periods", periods)
+    _one_error_line(err, 1, code, str(target), "truncated")
+
+
+@pytest.mark.parametrize("output, message", [
+    ("nosuchdir/sub/out.fits", "no such folder"),
+    ("photometry.ecsv/out.ecsv", "is not a folder"),
+    ("folder.ecsv", "is a folder"),
+])
+def test_outputs_that_cannot_be_written_stop_before_the_work(example, tmp_path, capsys,
+                                                             output, message):
+    photometry = tmp_path / "photometry.ecsv"
+    example["rows"].write(photometry)
+    (tmp_path / "folder.ecsv").mkdir()
+    code, _, err = _run(capsys, "predict", photometry, "--periods", example["periods"], "-o",
+                        tmp_path / output)
+    _one_error_line(err, 4, code, message)
+    assert not (tmp_path / "nosuchdir").exists()
+    assert not list(tmp_path.glob("*.parts"))
+
+
+def test_period_table_problems(example, tmp_path, capsys):
+    periods = tmp_path / "periods.csv"
+    table = example["stars"]["source_id", "pf"].copy()
+    table["pf"] = table["pf"].value.astype(str)
+    table["pf"][2] = "abc"
+    table.write(periods, format="ascii.csv")
+    out = tmp_path / "out.ecsv"
+    code, _, err = _run(capsys, "predict", example["photometry"], "--periods", periods, "-o", out)
+    assert code == 0, err
+    result = Table.read(out)
+    assert result["feh_status"][2] == "invalid_period"
+    assert (np.delete(np.asarray(result["feh_status"]), 2) == "ok").all()
+    metres = tmp_path / "metres.ecsv"
+    table = example["stars"]["source_id", "pf"].copy()
+    table["pf"] = table["pf"].value * u.m
+    table.write(metres)
+    code, _, err = _run(capsys, "predict", example["photometry"], "--periods", metres)
+    _one_error_line(err, 1, code, str(metres), "units of time")
+
+
+def test_unmatched_sources_and_example_with_a_file(example, tmp_path, capsys):
+    periods = tmp_path / "periods.ecsv"
+    example["stars"]["source_id", "pf"][:18].write(periods)
+    code, _, err = _run(capsys, "predict", example["photometry"], "--periods", periods, "-o",
+                        tmp_path / "out.ecsv")
+    assert code == 0 and "2 sources of" in err and "have no row in" in err
+    code, _, err = _run(capsys, "predict", "--example", example["photometry"])
+    assert code == 2 and "either --example or EPOCH_PHOTOMETRY_FILE" in err
+
+
+def test_short_format_names(example, tmp_path, capsys):
+    as_dat = tmp_path / "photometry.dat"
+    example["rows"].write(as_dat, format="ascii.csv")
+    code, _, err = _run(capsys, "predict", as_dat, "--format", "csv", "--periods",
+                        example["periods"], "-o", tmp_path / "out.ecsv")
+    assert code == 0, err
+
+
+def test_the_progress_bar_ends_its_line_before_the_summary(example, tmp_path, monkeypatch):
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    terminal = Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    assert main(["predict", example["photometry"], "--periods", example["periods"], "-o",
+                 str(tmp_path / "out.ecsv")]) == 0
+    for line in terminal.getvalue().split("\n"):
+        assert "rrlyrae-feh:" not in line or line.startswith("rrlyrae-feh:"), line

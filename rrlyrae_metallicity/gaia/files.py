@@ -191,7 +191,9 @@ def read_table(source, format=None):
             warnings.simplefilter("ignore", UnitsWarning)
             if format in _TEXT_FORMATS:
                 with _open_text(path) as handle:
-                    lines = handle.read().splitlines()
+                    text = handle.read()
+                _check_complete(text)
+                lines = text.splitlines()
                 options = {"guess": False} if format == "ascii.csv" else {}
                 table = Table.read(lines, format=format, **options)
             else:
@@ -260,9 +262,23 @@ def _text_blocks(path, format, block_rows):
                 break  # the column-name line
         options = {"guess": False} if format == "ascii.csv" else {}
         while lines := list(islice(handle, block_rows)):
+            _check_complete(lines[-1])
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", UnitsWarning)
                 yield Table.read(header + lines, format=format, **options)
+
+
+def _check_complete(text):
+    """Refuse a text table that does not end with a line break: it was cut short.
+
+    astropy would read a cut row with its missing cells masked (or a cut
+    number as another number), and the sources after the cut would silently
+    have no light curve. Writers end their last row with a line break.
+    """
+    if text and text[-1] not in "\n\r":
+        raise InputFormatError("does not end with a line break, so its last row was cut: the "
+                               "file is truncated (download or copy it again; if it is "
+                               "complete, add a line break at its end)")
 
 
 def _parquet_blocks(path, block_rows):
