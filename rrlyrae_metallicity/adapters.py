@@ -108,6 +108,12 @@ class LightCurveBatch:
     def __len__(self):
         return len(self.stars)
 
+    def refuse(self, errors):
+        """Record ``errors`` (one per star, `None` to keep it) for stars still readable."""
+        for i, error in enumerate(errors):
+            if error is not None and self.errors[i] is None:
+                self.errors[i] = error
+
 
 # --------------------------------------------------------------------------
 # Numbers, units and masks

@@ -26,6 +26,7 @@ from astropy import units as u
 from astropy.table import Table
 
 from .adapters import epoch_times, gaia_arrays_batch, period_in_days
+from .domain import classification_errors
 from .ensemble import load_model
 from .exceptions import InputFormatError, OutputError, RRLyraeMetallicityError
 from .gaia import iter_epoch_arrays
@@ -39,8 +40,8 @@ from .results import FEH_COLUMNS, as_arrays, empty_feh_columns, fill_feh_columns
 __all__ = ["ResumeError", "StarPlan", "predict_catalogue", "predict_chunk"]
 
 # Version of the part files and their manifest; a change makes old parts unusable
-# (2: the feh_n_epochs column; 3: feh_n_rejected).
-_PARTS_VERSION = 3
+# (2: the feh_n_epochs column; 3: feh_n_rejected; 4: feh_flags).
+_PARTS_VERSION = 4
 
 
 class ResumeError(RRLyraeMetallicityError, ValueError):
@@ -169,12 +170,12 @@ class StarPlan:
         One row per star; `None` to use ``period`` for every source.
     period : `~astropy.units.Quantity` ['time'] or float, optional
         One period for every source (days when a bare number).
-    id_column, period_column, epoch_column : str
+    id_column, period_column, epoch_column, classification_column : str
         Columns of ``stars``, as for `~rrlyrae_metallicity.add_feh`.
     """
 
     def __init__(self, stars, period, id_column="source_id", period_column="pf",
-                 epoch_column="epoch_g"):
+                 epoch_column="epoch_g", classification_column="best_classification"):
         if (stars is None) == (period is None):
             raise TypeError("give either a star table (stars=...) or one period (period=...)")
         self.stars = stars
@@ -194,6 +195,9 @@ class StarPlan:
                                       what=f"column {period_column!r}")
         self.epochs, self.has_epoch = epoch_times(
             stars[epoch_column] if epoch_column in stars.colnames else None, len(stars))
+        # A type per star (Gaia DR3 best_classification): RRc and RRd are not predicted.
+        self.classes = (np.asarray(stars[classification_column], dtype=object)
+                        if classification_column in stars.colnames else None)
 
     def unmatched(self, source_ids):
         """The ids of ``source_ids`` with no row in the star table (none without a table)."""
@@ -266,6 +270,8 @@ def predict_chunk(sources, first_row, plan, ensemble):
         periods = plan.periods[rows]
         epochs = (plan.epochs[rows] if plan.epochs is not None else None, plan.has_epoch[rows])
     batch = gaia_arrays_batch(curves, periods, epochs=epochs, stars=[i.item() for i in ids])
+    if plan.stars is not None and plan.classes is not None:
+        batch.refuse(classification_errors(plan.classes[rows], batch.stars))
     columns = empty_feh_columns(len(rows))
     fill_feh_columns(columns, slice(None), predict_batch(batch, ensemble))
     return {"row": rows, "source_id": source_id_array(ids), **as_arrays(columns)}

@@ -87,6 +87,7 @@ def predict_feh_dask(photometry, stars, *, model="default", id_column="source_id
     meta = pd.DataFrame({"row": np.empty(0, np.int64), "source_id": np.empty(0, np.int64),
                          "feh_phot": np.empty(0), "feh_phot_std": np.empty(0),
                          "feh_status": np.empty(0, object), "feh_domain": np.empty(0, object),
+                         "feh_flags": np.empty(0, np.int64),
                          "feh_n_epochs": np.empty(0, np.int64),
                          "feh_n_rejected": np.empty(0, np.int64)})
     columns = [c for c in (id_column, period_column, epoch_column) if c in stars.colnames]

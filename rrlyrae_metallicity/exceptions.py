@@ -11,6 +11,7 @@ __all__ = [
     "ModelError",
     "ModelIntegrityError",
     "RRLyraeMetallicityWarning",
+    "OutOfDomainWarning",
 ]
 
 
@@ -64,3 +65,7 @@ class ModelIntegrityError(ModelError):
 
 class RRLyraeMetallicityWarning(AstropyUserWarning):
     """Base class of every warning issued by this package."""
+
+
+class OutOfDomainWarning(RRLyraeMetallicityWarning):
+    """Stars were predicted outside the model's training domain (an extrapolation)."""

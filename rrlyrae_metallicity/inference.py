@@ -20,7 +20,8 @@ from .adapters import (
     period_in_days,
     star_name,
 )
-from .exceptions import RRLyraeMetallicityWarning
+from .domain import classification_errors
+from .exceptions import OutOfDomainWarning, RRLyraeMetallicityWarning
 from .ensemble import load_model
 from .pipeline import STATUS_OK, predict_batch
 from .results import empty_feh_columns, fill_feh_columns, with_feh_columns
@@ -106,6 +107,7 @@ def predict_feh(lightcurve, period, *, epoch=None, model="default", return_std=F
         warnings.warn(
             f"{len(failed)} of {len(curves)} light curves could not be processed (NaN returned); "
             f"first: {failed[0]}", RRLyraeMetallicityWarning, stacklevel=2)
+    _warn_out_of_domain(result, stacklevel=3)
     if is_mapping:
         columns = empty_feh_columns(len(curves))
         fill_feh_columns(columns, slice(None), result)
@@ -124,13 +126,27 @@ def _predict_one(lightcurve, period, epoch, ensemble, return_std, mag_column):
                          mag_column=mag_column), ensemble)
     if result.failed:
         raise result.failed[0]
+    _warn_out_of_domain(result, stacklevel=4)
     if return_std:
         return result.feh[0] * u.dex, result.feh_std[0] * u.dex
     return result.feh[0] * u.dex
 
 
+def _warn_out_of_domain(result, stacklevel):
+    """One warning per call naming the stars predicted outside the training domain."""
+    outside = [(star, reason) for star, reason in zip(result.stars, result.domain) if reason]
+    if outside:
+        listed = "; ".join(f"star {star}: {reason}" for star, reason in outside[:5])
+        more = f" (and {len(outside) - 5} more)" if len(outside) > 5 else ""
+        warnings.warn(
+            f"{len(outside)} of {len(result)} light curves lie outside the model's training "
+            f"domain, so their [Fe/H] is an extrapolation and their uncertainty is NaN: "
+            f"{listed}{more}", OutOfDomainWarning, stacklevel=stacklevel)
+
+
 def add_feh(table, lightcurves, *, id_column="source_id", period_column="pf",
-            epoch_column="epoch_g", model="default", mag_column=None, providers=None):
+            epoch_column="epoch_g", model="default", mag_column=None, providers=None,
+            classification_column="best_classification"):
     """Return ``table`` with photometric [Fe/H] columns added, every row kept in order.
 
     Parameters
@@ -155,6 +171,10 @@ def add_feh(table, lightcurves, *, id_column="source_id", period_column="pf",
         Magnitude column of the light curves.
     providers : sequence of str, optional
         ONNX Runtime execution providers, as for `predict_feh`.
+    classification_column : str or None
+        Column with each star's type (Gaia DR3 ``best_classification``); a
+        row classed as anything but RRab (RRc, RRd) gets the status
+        ``not_rrab`` and no prediction. Ignored when absent.
 
     Returns
     -------
@@ -194,6 +214,9 @@ def add_feh(table, lightcurves, *, id_column="source_id", period_column="pf",
             [curves[i] for i in present], periods[present],
             epochs=(epochs[present] if epochs is not None else None, has_epoch[present]),
             stars=[ids[i] for i in present], mag_column=mag_column)
+        if classification_column in table.colnames:
+            batch.refuse(classification_errors(table[classification_column][present],
+                                               batch.stars))
         fill_feh_columns(columns, present, predict_batch(batch, ensemble))
     return with_feh_columns(table, columns, ensemble)
 

@@ -14,9 +14,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .domain import FLAG_BITS, NOT_RRAB, OUT_OF_DOMAIN, domain_flags, not_rrab_reason
+from .exceptions import LightCurveError
 from .preprocessing import prepare_inputs
 
-__all__ = ["STATUS_OK", "StarPredictions", "predict_batch", "outside_training_domain"]
+__all__ = ["STATUS_OK", "StarPredictions", "predict_batch"]
 
 #: Value of the ``feh_status`` column for a star with a prediction.
 STATUS_OK = "ok"
@@ -44,6 +46,8 @@ class StarPredictions:
         `STATUS_OK`, or the star's `~rrlyrae_metallicity.exceptions.LightCurveError` status.
     domain : ndarray of str
         Empty, or why the star lies outside the training domain.
+    flags : ndarray of int
+        Bits of `~rrlyrae_metallicity.domain.FLAG_BITS`.
     n_epochs : ndarray of int
         Usable epochs (finite, distinct phases) that went into the fit; 0
         where the light curve could not be used.
@@ -62,6 +66,7 @@ class StarPredictions:
     feh_std: np.ndarray
     status: np.ndarray
     domain: np.ndarray
+    flags: np.ndarray
     n_epochs: np.ndarray
     n_rejected: np.ndarray
     errors: list
@@ -95,6 +100,7 @@ def predict_batch(batch, ensemble):
     readable = [i for i in range(n_stars) if errors[i] is None]
     inputs = np.zeros((n_stars, ensemble.preprocessing.sequence_length, 2), dtype=np.float32)
     domain = np.array([""] * n_stars, dtype=object)
+    flags = np.zeros(n_stars, dtype=np.int64)
     n_epochs = np.zeros(n_stars, dtype=int)
     n_rejected = np.zeros(n_stars, dtype=int)
     smoothed = [None] * n_stars
@@ -109,8 +115,11 @@ def predict_batch(batch, ensemble):
             smoothed[i] = curves[j]
             n_epochs[i] = curves[j].phase.size
             n_rejected[i] = curves[j].n_rejected
-            domain[i] = outside_training_domain(ensemble.training_domain, batch.periods[i],
-                                                curves[j])
+            flags[i], domain[i] = domain_flags(ensemble.training_domain, batch.periods[i],
+                                               curves[j])
+            reason = not_rrab_reason(batch.periods[i], curves[j])
+            if reason:
+                errors[i] = LightCurveError(reason, star=batch.stars[i], status=NOT_RRAB)
     good = np.array([e is None for e in errors], dtype=bool)
     feh = np.full(n_stars, np.nan)
     std = np.full(n_stars, np.nan)
@@ -118,41 +127,12 @@ def predict_batch(batch, ensemble):
         members = ensemble.stretch(ensemble.predict_members(inputs[good], batch_size=ONNX_BATCH))
         feh[good] = ensemble.mean(members)
         std[good] = ensemble.uncertainty(members)
+    # The uncertainty is calibrated on the training stars: it says nothing about
+    # an extrapolation beyond them.
+    std[(flags & OUT_OF_DOMAIN) != 0] = np.nan
     status = np.array([STATUS_OK if e is None else e.status for e in errors], dtype=object)
+    flags[status == NOT_RRAB] |= FLAG_BITS["not_rrab"][0]
+    flags[~good] |= FLAG_BITS["no_prediction"][0]
     return StarPredictions(stars=list(batch.stars), feh=feh, feh_std=std, status=status,
-                           domain=domain, n_epochs=n_epochs, n_rejected=n_rejected,
+                           domain=domain, flags=flags, n_epochs=n_epochs, n_rejected=n_rejected,
                            errors=errors, smoothed=smoothed)
-
-
-def outside_training_domain(domain, period, curve):
-    """Why a star lies outside the training set's ranges ("" when inside).
-
-    Parameters
-    ----------
-    domain : dict
-        The model's ``training_domain`` (ranges of period, amplitude, epoch
-        count and largest phase gap).
-    period : float
-        Days.
-    curve : `~rrlyrae_metallicity.smoothing.SmoothedLightCurve`
-
-    Returns
-    -------
-    str
-        Reasons separated by ``"; "``.
-    """
-    reasons = []
-    checks = (("period", period, domain.get("period_d"), "d"),
-              ("amplitude", curve.amplitude, domain.get("amplitude_mag"), "mag"))
-    for name, value, limits, unit in checks:
-        if limits is not None and not limits[0] <= value <= limits[1]:
-            reasons.append(f"{name} {value:.3g} {unit} outside {limits[0]:.3g}-{limits[1]:.3g}")
-    n_epochs = domain.get("n_epochs")
-    if n_epochs is not None and curve.phase.size < n_epochs[0]:
-        reasons.append(f"{curve.phase.size} epochs, fewer than the {n_epochs[0]} of training")
-    # Only a larger gap than any training star's matters: a well-covered curve is fine.
-    gap = domain.get("max_phase_gap")
-    if gap is not None and curve.max_phase_gap > gap[1]:
-        reasons.append(f"phase gap {curve.max_phase_gap:.3g} cycles, wider than the "
-                       f"{gap[1]:.3g} of training")
-    return "; ".join(reasons)

@@ -11,19 +11,21 @@ from __future__ import annotations
 import numpy as np
 from astropy import units as u
 
+from .domain import FLAG_BITS
 from .outputs import provenance
 
 __all__ = ["FEH_COLUMNS", "TEXT_COLUMNS", "empty_feh_columns", "fill_feh_columns", "as_arrays",
            "with_feh_columns"]
 
 #: Columns added to a star table, in order.
-FEH_COLUMNS = ("feh_phot", "feh_phot_std", "feh_status", "feh_domain", "feh_n_epochs",
-               "feh_n_rejected")
+FEH_COLUMNS = ("feh_phot", "feh_phot_std", "feh_status", "feh_domain", "feh_flags",
+               "feh_n_epochs", "feh_n_rejected")
 #: Those of `FEH_COLUMNS` that hold text.
 TEXT_COLUMNS = ("feh_status", "feh_domain")
 
 _DTYPES = {"feh_phot": float, "feh_phot_std": float, "feh_status": object,
-           "feh_domain": object, "feh_n_epochs": np.int64, "feh_n_rejected": np.int64}
+           "feh_domain": object, "feh_flags": np.int64, "feh_n_epochs": np.int64,
+           "feh_n_rejected": np.int64}
 
 
 def empty_feh_columns(n_rows):
@@ -37,6 +39,7 @@ def empty_feh_columns(n_rows):
     return {"feh_phot": np.full(n_rows, np.nan), "feh_phot_std": np.full(n_rows, np.nan),
             "feh_status": np.array(["no_lightcurve"] * n_rows, dtype=object),
             "feh_domain": np.array([""] * n_rows, dtype=object),
+            "feh_flags": np.full(n_rows, FLAG_BITS["no_prediction"][0], dtype=np.int64),
             "feh_n_epochs": np.zeros(n_rows, dtype=np.int64),
             "feh_n_rejected": np.zeros(n_rows, dtype=np.int64)}
 
@@ -56,6 +59,7 @@ def fill_feh_columns(columns, rows, predictions):
     columns["feh_phot_std"][rows] = predictions.feh_std
     columns["feh_status"][rows] = predictions.status
     columns["feh_domain"][rows] = predictions.domain
+    columns["feh_flags"][rows] = predictions.flags
     columns["feh_n_epochs"][rows] = predictions.n_epochs
     columns["feh_n_rejected"][rows] = predictions.n_rejected
 
@@ -92,16 +96,20 @@ def with_feh_columns(table, columns, ensemble, *, inputs=()):
     out["feh_phot_std"] = np.asarray(columns["feh_phot_std"], dtype=float) * u.dex
     out["feh_status"] = np.asarray(columns["feh_status"]).astype(str)
     out["feh_domain"] = np.asarray(columns["feh_domain"]).astype(str)
+    out["feh_flags"] = np.asarray(columns["feh_flags"], dtype=np.int64)
     out["feh_n_epochs"] = np.asarray(columns["feh_n_epochs"], dtype=np.int64)
     out["feh_n_rejected"] = np.asarray(columns["feh_n_rejected"], dtype=np.int64)
     out["feh_phot"].description = f"photometric [Fe/H], mean of the {ensemble.name} ensemble"
     out["feh_phot_std"].description = (
         "uncertainty of feh_phot: the members' spread calibrated on out-of-fold errors"
         if ensemble.uncertainty_calibration else
-        "spread of the ensemble members' predictions (not calibrated)")
+        "spread of the ensemble members' predictions (not calibrated)") + (
+        "; NaN outside the training domain (see feh_domain)")
     out["feh_status"].description = "'ok', or why no [Fe/H] was predicted"
     out["feh_domain"].description = ("empty, or why the star lies outside the period, amplitude, "
                                      "epoch-count or phase-coverage range of the training set")
+    out["feh_flags"].description = "bits: " + ", ".join(
+        f"{value} {meaning}" for value, meaning in FLAG_BITS.values())
     out["feh_n_epochs"].description = ("usable epochs (finite, at distinct phases) the "
                                        "prediction was made from")
     out["feh_n_rejected"].description = ("epochs rejected as outliers (far from the smooth "

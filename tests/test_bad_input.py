@@ -38,6 +38,7 @@ from astropy.timeseries import TimeSeries
 import rrlyrae_metallicity as rm
 from rrlyrae_metallicity import simulate
 from rrlyrae_metallicity.cli import main
+from rrlyrae_metallicity.domain import FLAG_BITS
 from rrlyrae_metallicity.exceptions import LightCurveError, LightCurveTypeError
 from rrlyrae_metallicity.models import load_model
 from rrlyrae_metallicity.preprocessing import MIN_EPOCHS, fold_times
@@ -133,12 +134,13 @@ def test_batch_and_add_feh_keep_going(case, good):
     np.testing.assert_allclose(out["feh_phot"][[0, 2]], feh[[0, 2]], atol=1e-6)
 
 
-def _drop_and_nan(curve):
-    """Three epochs NaN, inf and masked: they are dropped, not used."""
+def _drop_and_nan(curve, period):
+    """The folded curve with three epochs NaN, inf and masked: they are dropped, not used."""
     mag = np.ma.MaskedArray(np.array(curve["mag"].value))
     mag[[3, 7]] = [np.nan, np.inf]
     mag[11] = np.ma.masked
-    return Table({"phase": np.arange(len(curve)) / len(curve), "mag": mag})
+    phase = (curve.time - curve.time[0]).to_value(u.day) / period % 1.0
+    return Table({"phase": phase, "mag": mag})
 
 
 # name: (make a usable light curve, make the same star with only its good epochs)
@@ -166,7 +168,7 @@ def test_usable_light_curves_give_the_answer_of_their_good_epochs(case, good):
 
 def test_masked_magnitudes_in_a_folded_table_are_dropped(good):
     curve = good[0][0]
-    table = _drop_and_nan(curve)
+    table = _drop_and_nan(curve, good[1][0])
     keep = np.setdiff1d(np.arange(len(curve)), [3, 7, 11])
     expected = rm.predict_feh(Table({"phase": table["phase"][keep],
                                      "mag": np.asarray(curve["mag"].value)[keep]}),
@@ -195,11 +197,18 @@ def test_period_outside_the_training_range_warns_but_predicts(good):
     # add_feh's flag for the same case: tests/test_inference.py
     # test_add_feh_flags_stars_outside_the_training_domain.
     longest = load_model().training_domain["period_d"][1]
-    curve = good[0][0]
-    feh = rm.predict_feh(curve, 1.3 * longest * u.day)
-    assert np.isfinite(feh.value)
-    out = rm.add_feh(Table({"source_id": [1], "pf": [1.3 * longest] * u.day}), {1: curve})
+    # The same star, its times stretched so that it pulsates with a period 20 %
+    # longer than any training star's (and still an RRab's).
+    curve, period = good[0][0], good[1][0]
+    stretch = 1.2 * longest / period
+    slow = TimeSeries(time=curve.time[0] + (curve.time - curve.time[0]) * stretch,
+                      data={"mag": curve["mag"]})
+    with pytest.warns(rm.OutOfDomainWarning, match=r"period 1.1 d outside"):
+        feh, std = rm.predict_feh(slow, 1.2 * longest * u.day, return_std=True)
+    assert np.isfinite(feh.value) and np.isnan(std.value)
+    out = rm.add_feh(Table({"source_id": [1], "pf": [1.2 * longest] * u.day}), {1: slow})
     assert out["feh_status"][0] == "ok" and out["feh_domain"][0].startswith("period")
+    assert out["feh_flags"][0] & FLAG_BITS["period"][0]
 
 
 def test_huge_light_curve_of_10000_epochs(good):

@@ -362,7 +362,7 @@ def test_plurals_and_rounded_summaries(example, tmp_path, capsys):
     one = tmp_path / "one.ecsv"
     first = example["stars"]["source_id"][0]
     example["rows"][example["rows"]["source_id"] == first].write(one)
-    code, stdout, err = _run(capsys, "predict", one, "--period", "0.55")
+    code, stdout, err = _run(capsys, "predict", one, "--period", str(example["stars"]["pf"][0]))
     assert code == 0, err
     assert "1 chunk predicted" in err and "for 1 of 1 star " in err
     assert "chunks" not in err and "1 stars" not in err

@@ -12,6 +12,7 @@ from astropy.timeseries import TimeSeries
 
 import rrlyrae_metallicity as rm
 from rrlyrae_metallicity import simulate
+from rrlyrae_metallicity.domain import FLAG_BITS
 from rrlyrae_metallicity.exceptions import LightCurveError, ModelError, ModelIntegrityError
 from rrlyrae_metallicity.models import FehEnsemble, load_model
 from rrlyrae_metallicity.registry import models_directory
@@ -197,11 +198,12 @@ def test_raw_times_and_folded_phases_agree(stars, curves):
     assert a.value == pytest.approx(b.value, abs=0.01)
 
 
-def test_period_without_unit_is_days_and_other_units_are_refused(curves):
+def test_period_without_unit_is_days_and_other_units_are_refused(stars, curves):
     # The package's one rule for numbers without units (rrlyrae_metallicity.adapters).
-    assert rm.predict_feh(curves[0], 0.55) == rm.predict_feh(curves[0], 0.55 * u.day)
-    assert rm.predict_feh(curves[0], 13.2 * u.hour).value == pytest.approx(
-        rm.predict_feh(curves[0], 0.55 * u.day).value, abs=1e-6)
+    days = float(stars["pf"][0])
+    assert rm.predict_feh(curves[0], days) == rm.predict_feh(curves[0], days * u.day)
+    assert rm.predict_feh(curves[0], 24 * days * u.hour).value == pytest.approx(
+        rm.predict_feh(curves[0], days * u.day).value, abs=1e-6)
     with pytest.raises(u.UnitsError, match="period should be in units of time"):
         rm.predict_feh(curves[0], 0.55 * u.m)
 
@@ -288,12 +290,22 @@ def test_the_inference_package_never_imports_tensorflow():
 def test_add_feh_flags_stars_outside_the_training_domain(stars, curves):
     domain = load_model().training_domain
     table = stars[:3].copy()
-    table["pf"][1] = domain["period_d"][1] * 1.5
-    out = rm.add_feh(table, curves[:3], epoch_column=None)
+    # Star 1 pulsates 20 % slower than any training star (its times stretched to match).
+    new_period = domain["period_d"][1] * 1.2
+    stretch = new_period / table["pf"][1]
+    lightcurves = list(curves[:3])
+    lightcurves[1] = TimeSeries(
+        time=curves[1].time[0] + (curves[1].time - curves[1].time[0]) * stretch,
+        data={"mag": curves[1]["mag"]})
+    table["pf"][1] = new_period
+    out = rm.add_feh(table, lightcurves, epoch_column=None)
     assert list(out["feh_status"]) == ["ok"] * 3
     assert out["feh_domain"][0] == "" and out["feh_domain"][2] == ""
     assert out["feh_domain"][1].startswith("period")
     assert np.isfinite(out["feh_phot"]).all()
+    # An extrapolation has no calibrated uncertainty; its flags say why.
+    assert np.isnan(out["feh_phot_std"][1]) and np.isfinite(out["feh_phot_std"][[0, 2]]).all()
+    assert list(out["feh_flags"]) == [0, FLAG_BITS["period"][0], 0]
 
 
 def test_add_feh_flags_stars_with_a_phase_gap_wider_than_training(stars, curves):
