@@ -13,7 +13,12 @@ from .manifest import ModelManifest
 from .preprocessing import PreprocessingConfig
 from . import registry
 from .stretch import apply_stretch
-from .uncertainty import calibrated_std, component_spread, within_fold_spread
+from .uncertainty import (
+    calibrated_std,
+    component_spread,
+    error_model_features,
+    within_fold_spread,
+)
 
 __all__ = ["FehEnsemble", "load_model", "onnxruntime_module"]
 
@@ -207,13 +212,19 @@ class FehEnsemble:
         """The manifest's calibration of the uncertainty (`None` if uncalibrated)."""
         return self.manifest.get("uncertainty_calibration")
 
-    def uncertainty(self, member_predictions):
+    def uncertainty(self, member_predictions, curves=None, periods=None):
         """Uncertainty of each star's mean [Fe/H], from its members' predictions.
 
         Parameters
         ----------
         member_predictions : ndarray, shape (n_members, n)
-            The result of `predict_members`.
+            Stretched member predictions (`stretch` of `predict_members`).
+        curves : sequence of `~rrlyrae_metallicity.smoothing.SmoothedLightCurve`, optional
+            The stars' smoothed light curves, and
+        periods : array-like, optional
+            their periods (days): with both, a calibration that holds a
+            per-star error model uses it
+            (`rrlyrae_metallicity.uncertainty.error_model_std`).
 
         Returns
         -------
@@ -232,7 +243,11 @@ class FehEnsemble:
             spread = component_spread(fold_means, [w for _, w in self.components])
         else:
             spread = within_fold_spread(member_predictions, self.member_folds)
-        return calibrated_std(spread, self.uncertainty_calibration)
+        features = None
+        if curves is not None and periods is not None:
+            features = error_model_features(self.mean(member_predictions), spread, curves,
+                                            periods)
+        return calibrated_std(spread, self.uncertainty_calibration, features)
 
     @property
     def member_folds(self):

@@ -126,7 +126,8 @@ def predict_batch(batch, ensemble):
     if good.any():
         members = ensemble.stretch(ensemble.predict_members(inputs[good], batch_size=ONNX_BATCH))
         feh[good] = ensemble.mean(members)
-        std[good] = ensemble.uncertainty(members)
+        std[good] = ensemble.uncertainty(members, [smoothed[i] for i in np.flatnonzero(good)],
+                                         batch.periods[good])
     # The uncertainty is calibrated on the training stars: it says nothing about
     # an extrapolation beyond them.
     std[(flags & OUT_OF_DOMAIN) != 0] = np.nan

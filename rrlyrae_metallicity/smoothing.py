@@ -117,6 +117,19 @@ class SmoothedLightCurve:
         """Largest gap in phase between the distinct epochs (cycles); see `max_phase_gap`."""
         return max_phase_gap(self.phase)
 
+    @property
+    def scatter(self):
+        """Robust scatter (mag) of the epochs about the smooth curve.
+
+        1.4826 times the median absolute deviation of the epochs' residuals
+        from the resampled curve (interpolated periodically between its grid
+        phases): the photometric noise plus what the smooth curve misses.
+        """
+        grid = np.append(self.grid_phase, 1.0)
+        curve = np.interp(self.phase, grid, np.append(self.grid_mag, self.grid_mag[0]))
+        residual = self.mag - curve
+        return float(1.4826 * np.median(np.abs(residual - np.median(residual))))
+
 
 def max_phase_gap(phase):
     """Largest gap between consecutive phases on the circle, in cycles.

@@ -22,8 +22,13 @@ import math
 
 import numpy as np
 
-__all__ = ["COVERAGE", "within_fold_spread", "component_spread", "fit_calibration",
-           "calibrated_std", "coverage"]
+__all__ = ["COVERAGE", "ERROR_MODEL_FEATURES", "within_fold_spread", "component_spread",
+           "fit_calibration", "calibrated_std", "coverage", "error_model_features",
+           "error_model_std"]
+
+#: What the per-star error model reads (`error_model_features`), in order.
+ERROR_MODEL_FEATURES = ("log_epochs", "phase_gap", "log_scatter", "amplitude", "period",
+                        "feh", "feh_squared", "log_spread")
 
 #: Fraction of a Gaussian within one standard deviation.
 COVERAGE = math.erf(1 / math.sqrt(2))
@@ -115,16 +120,20 @@ def fit_calibration(errors, spread):
     return {"floor_dex": floor, "scale": scale}
 
 
-def calibrated_std(spread, calibration):
-    """Uncertainty of each star from its members' spread.
+def calibrated_std(spread, calibration, features=None):
+    """Uncertainty of each star.
 
     Parameters
     ----------
     spread : array-like
         `within_fold_spread` of the stars (dex).
     calibration : dict or None
-        The result of `fit_calibration` stored with the model; `None` gives
-        the spread itself (uncalibrated models).
+        The calibration stored with the model; `None` gives the spread
+        itself (uncalibrated models).
+    features : dict, optional
+        `error_model_features` of the stars: with them, a calibration that
+        holds an ``error_model`` gives `error_model_std`; otherwise
+        ``scale * hypot(floor_dex, spread)``.
 
     Returns
     -------
@@ -133,7 +142,68 @@ def calibrated_std(spread, calibration):
     spread = np.asarray(spread, dtype=float)
     if not calibration:
         return spread
+    if features is not None and calibration.get("error_model"):
+        return error_model_std(features, calibration["error_model"])
     return calibration["scale"] * np.hypot(calibration["floor_dex"], spread)
+
+
+def error_model_features(feh, spread, curves, periods):
+    """What predicts a star's error, in the error model's terms.
+
+    The one place that computes them, for fitting (``training``) and serving.
+
+    Parameters
+    ----------
+    feh : array-like
+        Predicted [Fe/H] (dex), stretched as served.
+    spread : array-like
+        `within_fold_spread` of the members (dex).
+    curves : sequence of `~rrlyrae_metallicity.smoothing.SmoothedLightCurve`
+    periods : array-like
+        Days.
+
+    Returns
+    -------
+    dict of str to ndarray
+        The columns of `ERROR_MODEL_FEATURES`: log of the usable epochs, the
+        largest phase gap, log of the scatter about the smooth curve, the
+        amplitude, the period, [Fe/H] and its squared distance from -1.4 dex
+        (the tails are pulled toward the crowded middle), log of the spread.
+    """
+    feh = np.asarray(feh, dtype=float)
+    return {
+        "log_epochs": np.log([curve.phase.size for curve in curves]),
+        "phase_gap": np.array([curve.max_phase_gap for curve in curves]),
+        "log_scatter": np.log(np.maximum([curve.scatter for curve in curves], 1e-3)),
+        "amplitude": np.array([curve.amplitude for curve in curves]),
+        "period": np.asarray(periods, dtype=float),
+        "feh": feh,
+        "feh_squared": (feh + 1.4) ** 2,
+        "log_spread": np.log(np.maximum(np.asarray(spread, dtype=float), 1e-3)),
+    }
+
+
+def error_model_std(features, model):
+    """σ of each star from the fitted error model: ``factor * exp(x . w / 2)``.
+
+    Parameters
+    ----------
+    features : dict
+        `error_model_features`.
+    model : dict
+        ``features`` (names), ``centre`` and ``scale`` (standardisation),
+        ``coefficients`` (intercept first) and ``factor`` (the scale that
+        makes 68 % of the training stars fall within 1σ, cross-fitted).
+
+    Returns
+    -------
+    ndarray
+    """
+    x = np.column_stack([np.asarray(features[name], dtype=float) for name in model["features"]])
+    x = (x - np.asarray(model["centre"])) / np.asarray(model["scale"])
+    coefficients = np.asarray(model["coefficients"])
+    log_variance = coefficients[0] + x @ coefficients[1:]
+    return model["factor"] * np.exp(0.5 * log_variance)
 
 
 def coverage(errors, std, k=1.0):

@@ -153,13 +153,22 @@ def test_predict_with_std_matches_members(stars, curves):
     stretch = model.manifest["output_stretch"]
     members = stretch["centre_dex"] + stretch["factor"] * (members - stretch["centre_dex"])
     assert feh.value == pytest.approx(members.mean(), abs=1e-9)
-    # The uncertainty is the members' within-fold spread, calibrated by the manifest.
-    calibration = model.manifest["uncertainty_calibration"]
+    # The uncertainty is the manifest's error model, written out here by hand:
+    # log variance linear in the standardised features, times the coverage factor.
+    error_model = model.manifest["uncertainty_calibration"]["error_model"]
     folds = np.array([m["fold"] for m in model.manifest["members"]])
     spread = np.sqrt(np.mean([members[folds == k, 0].var(ddof=1) for k in np.unique(folds)]))
-    assert std.value == pytest.approx(
-        calibration["scale"] * np.hypot(calibration["floor_dex"], spread), abs=1e-9)
-    assert std.value > calibration["scale"] * calibration["floor_dex"]
+    grid = np.append(curve.grid_phase, 1.0)
+    residual = curve.mag - np.interp(curve.phase, grid, np.append(curve.grid_mag, curve.grid_mag[0]))
+    scatter = 1.4826 * np.median(np.abs(residual - np.median(residual)))
+    x = np.array([np.log(curve.phase.size), curve.max_phase_gap, np.log(scatter), curve.amplitude,
+                  period, feh.value, (feh.value + 1.4) ** 2, np.log(spread)])
+    assert error_model["features"] == ["log_epochs", "phase_gap", "log_scatter", "amplitude",
+                                       "period", "feh", "feh_squared", "log_spread"]
+    w = np.array(error_model["coefficients"])
+    standardised = (x - np.array(error_model["centre"])) / np.array(error_model["scale"])
+    expected = error_model["factor"] * np.exp(0.5 * (w[0] + standardised @ w[1:]))
+    assert std.value == pytest.approx(expected, rel=1e-9)
 
 
 def test_uncalibrated_models_report_the_members_spread(monkeypatch):

@@ -255,3 +255,35 @@ def test_composite_model_reproduces_its_out_of_fold_metrics_and_beats_gru(gaia_d
     for name in ("rmse", "mae", "wrmse", "wmae"):
         assert ours[name] < gru[name], name
     assert 0.65 < calibration["crossfit_coverage_1std"] < 0.72
+
+
+@needs_gaia
+@pytest.mark.slow
+def test_the_error_model_tracks_the_real_error_out_of_fold(shipped, gaia_dataset):
+    """The targets of the per-star σ, cross-fitted on the 3772 stars as served."""
+    from training.calibration import error_model_checks, fit_error_model
+    from training.served import own_fold_members, recorded_folds
+
+    model, _ = shipped
+    folds = recorded_folds(model.name, gaia_dataset)
+    inputs, curves, _ = rm.preprocessing.prepare_inputs(
+        gaia_dataset.phases, gaia_dataset.mags, gaia_dataset.periods, model.preprocessing)
+    own = model.stretch(own_fold_members(model, inputs, folds))
+    prediction = own.mean(axis=1)
+    features = rm.uncertainty.error_model_features(prediction, own.std(axis=1, ddof=1), curves,
+                                                   gaia_dataset.periods)
+    errors = prediction - gaia_dataset.feh
+    refitted, crossfit_std = fit_error_model(errors, features, folds)
+    checks = error_model_checks(errors, crossfit_std, features)
+    assert all(0.9 <= r <= 1.1 for r in checks["rmse_over_rms_std_by_fifth"])
+    assert checks["rmse_largest_over_smallest_fifth"] >= 1.4
+    assert checks["coverage_1std"] == pytest.approx(0.68, abs=0.02)
+    for group, covered in checks["coverage_1std_by_group"].items():
+        assert covered == pytest.approx(0.68, abs=0.02), group
+    # The shipped model is this fit, and the package serves it.
+    shipped_model = model.uncertainty_calibration["error_model"]
+    np.testing.assert_allclose(shipped_model["coefficients"], refitted["coefficients"],
+                               rtol=1e-6, atol=1e-9)
+    served = model.uncertainty(model.stretch(model.predict_members(inputs[:50])), curves[:50],
+                               gaia_dataset.periods[:50])
+    assert np.isfinite(served).all() and served.std() > 0.01

@@ -65,3 +65,21 @@ def test_heavy_tails_are_covered_by_the_scale():
 
 def test_uncalibrated_models_report_the_spread():
     np.testing.assert_array_equal(calibrated_std([0.1, 0.2], None), [0.1, 0.2])
+
+
+def test_error_model_recovers_a_heteroscedastic_error_and_covers_68_percent():
+    fit_error_model = pytest.importorskip("training.calibration").fit_error_model
+    from rrlyrae_metallicity.uncertainty import ERROR_MODEL_FEATURES, error_model_std
+
+    rng = np.random.default_rng(2)
+    n = 3000
+    features = {name: rng.normal(0, 1, n) for name in ERROR_MODEL_FEATURES}
+    true_std = 0.15 * np.exp(0.4 * features["phase_gap"] - 0.3 * features["log_epochs"])
+    errors = rng.normal(0, true_std)
+    folds = np.arange(n) % 5
+    model, crossfit = fit_error_model(errors, features, folds)
+    assert np.corrcoef(np.log(crossfit), np.log(true_std))[0, 1] > 0.95
+    assert model["crossfit"]["coverage_1std"] == pytest.approx(0.683, abs=0.02)
+    ratios = model["crossfit"]["rmse_over_rms_std_by_fifth"]
+    assert all(0.9 < r < 1.1 for r in ratios)
+    assert np.median(np.abs(error_model_std(features, model) / true_std - 1.0)) < 0.05

@@ -122,6 +122,17 @@ def _calibrate_parser(sub, name):
                    help="leave the predictions unstretched (removes output_stretch)")
 
 
+def _error_model_parser(sub, name):
+    _shipped_model_parser(
+        sub, name, "fit a shipped model's per-star error model as the package serves it",
+        "Predict the training set with a shipped model through the package's own "
+        "pre-processing (each star by the members of the fold that held it out), fit "
+        "log sigma^2 linear in the star's features (epochs, phase gap, scatter about the "
+        "smooth curve, amplitude, period, predicted [Fe/H], the members' spread) by Gaussian "
+        "likelihood, check it cross-fitted, and write it into the model's manifest "
+        "(uncertainty_calibration.error_model).")
+
+
 def _domain_parser(sub, name):
     _shipped_model_parser(
         sub, name, "recompute a shipped model's training-domain ranges",
@@ -212,6 +223,14 @@ def _run_calibrate(args, parser):
     print(json.dumps(calibration, indent=2))
 
 
+def _run_error_model(args, parser):
+    from .calibration import shipped_error_model
+    from .data import load_dataset
+
+    model = shipped_error_model(args.name, load_dataset(args.data_dir))
+    print(json.dumps(model["crossfit"], indent=2))
+
+
 def _run_composite(args, parser):
     from .composite import compose, parse_components, rank_combinations
     from .data import load_dataset
@@ -260,6 +279,7 @@ COMMANDS = {
     "ship": (_ship_parser, _run_ship),
     "study": (_study_parser, _run_study),
     "calibrate": (_calibrate_parser, _run_calibrate),
+    "error-model": (_error_model_parser, _run_error_model),
     "domain": (_domain_parser, _run_domain),
     "composite": (_composite_parser, _run_composite),
     "report": (_report_parser, _run_report),

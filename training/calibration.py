@@ -43,7 +43,8 @@ from .served import recorded_folds, served_out_of_fold
 
 __all__ = ["MEMBER_SPREAD_MODEL", "COMPONENT_SPREAD_MODEL", "STRETCH_OBJECTIVE",
            "calibration_from_spread", "uncertainty_calibration", "fit_output_stretch",
-           "weighted_mean", "calibrate_ensemble", "calibrate_composite", "calibrate_shipped"]
+           "weighted_mean", "calibrate_ensemble", "calibrate_composite", "calibrate_shipped",
+           "ERROR_MODEL", "error_model_checks", "fit_error_model", "shipped_error_model"]
 
 #: The uncertainty formula of a plain ensemble, recorded with its calibration.
 MEMBER_SPREAD_MODEL = "std = scale * hypot(floor_dex, within-fold spread of the members)"
@@ -276,3 +277,147 @@ def calibrate_shipped(name, dataset, *, stretch=True, models_dir=MODELS_DIR,
     manifest.uncertainty_calibration = calibration
     manifest.write(path)
     return {"output_stretch": output_stretch, "uncertainty_calibration": calibration}
+
+
+# --------------------------------------------------------------------------
+# The per-star error model
+# --------------------------------------------------------------------------
+
+#: The error model's formula, recorded with it.
+ERROR_MODEL = ("std = factor * exp(x . w / 2): log variance linear in the standardised "
+               "features, fitted by Gaussian likelihood on out-of-fold errors")
+# One standard deviation of a Gaussian holds this fraction.
+_ONE_SIGMA = uncertainty.COVERAGE
+
+
+def _fit_log_variance(x, errors, ridge):
+    """Coefficients ``w`` maximising the Gaussian likelihood of ``errors`` with log σ² = x·w."""
+    from scipy.optimize import minimize
+
+    def loss(w):
+        log_var = x @ w
+        return 0.5 * np.sum(log_var + errors ** 2 * np.exp(-log_var)) + ridge * np.sum(w[1:] ** 2)
+
+    def gradient(w):
+        log_var = x @ w
+        g = 0.5 * x.T @ (1.0 - errors ** 2 * np.exp(-log_var))
+        g[1:] += 2.0 * ridge * w[1:]
+        return g
+
+    start = np.zeros(x.shape[1])
+    start[0] = np.log(np.mean(errors ** 2))
+    return minimize(loss, start, jac=gradient, method="L-BFGS-B").x
+
+
+def _error_model(features, errors, ridge):
+    """The error model fitted on these stars (a dict for the manifest)."""
+    names = uncertainty.ERROR_MODEL_FEATURES
+    x = np.column_stack([features[name] for name in names])
+    centre, scale = x.mean(axis=0), x.std(axis=0)
+    design = np.column_stack([np.ones(len(x)), (x - centre) / scale])
+    coefficients = _fit_log_variance(design, errors, ridge)
+    model = {"model": ERROR_MODEL, "features": list(names), "centre": centre.tolist(),
+             "scale": scale.tolist(), "coefficients": coefficients.tolist(), "factor": 1.0}
+    # Heavier tails than a Gaussian's: scale σ so that 68 % of the stars lie within it.
+    raw = uncertainty.error_model_std(features, model)
+    model["factor"] = float(np.quantile(np.abs(errors) / raw, _ONE_SIGMA))
+    return model
+
+
+def error_model_checks(errors, std, features):
+    """How well ``std`` tracks ``errors``: by fifth of σ, and coverage per group.
+
+    Returns
+    -------
+    dict
+        ``rmse_over_rms_std_by_fifth`` and ``rmse_by_fifth`` (stars sorted by
+        σ), ``rmse_largest_over_smallest_fifth``, ``coverage_1std`` overall and
+        ``coverage_1std_by_group`` (epoch count < 30, 30-39, >= 40; predicted
+        [Fe/H] terciles).
+    """
+    fifths = np.array_split(np.argsort(std), 5)
+    rmse = [float(np.sqrt(np.mean(errors[f] ** 2))) for f in fifths]
+    ratio = [r / float(np.sqrt(np.mean(std[f] ** 2))) for r, f in zip(rmse, fifths)]
+    inside = np.abs(errors) <= std
+    n_epochs = np.exp(features["log_epochs"])
+    low, high = np.quantile(features["feh"], [1 / 3, 2 / 3])
+    groups = {"epochs < 30": n_epochs < 29.5,
+              "epochs 30-39": (n_epochs > 29.5) & (n_epochs < 39.5),
+              "epochs >= 40": n_epochs > 39.5, "[Fe/H] lowest third": features["feh"] < low,
+              "[Fe/H] middle third": (features["feh"] >= low) & (features["feh"] < high),
+              "[Fe/H] highest third": features["feh"] >= high}
+    return {"rmse_over_rms_std_by_fifth": ratio, "rmse_by_fifth": rmse,
+            "rmse_largest_over_smallest_fifth": rmse[-1] / rmse[0],
+            "coverage_1std": float(inside.mean()),
+            "coverage_1std_by_group": {name: float(inside[mask].mean())
+                                       for name, mask in groups.items() if mask.any()}}
+
+
+def fit_error_model(errors, features, folds, *, ridge=1e-3):
+    """Fit the per-star error model and check it cross-fitted.
+
+    Parameters
+    ----------
+    errors : ndarray
+        Out-of-fold errors (served prediction minus label), dex.
+    features : dict
+        `rrlyrae_metallicity.uncertainty.error_model_features` of the stars.
+    folds : ndarray of int
+        Fold of every star: each fold is scored with a model fitted on the others.
+    ridge : float
+        L2 penalty on the standardised coefficients.
+
+    Returns
+    -------
+    model : dict
+        The model fitted on every star, with ``crossfit`` (`error_model_checks`
+        of the cross-fitted σ), for the manifest.
+    crossfit_std : ndarray
+        The cross-fitted σ of every star.
+    """
+    crossfit_std = np.empty(len(errors))
+    for k in np.unique(folds):
+        train = folds != k
+        model = _error_model({n: v[train] for n, v in features.items()}, errors[train], ridge)
+        crossfit_std[~train] = uncertainty.error_model_std(
+            {n: v[~train] for n, v in features.items()}, model)
+    model = _error_model(features, errors, ridge)
+    model["crossfit"] = error_model_checks(errors, crossfit_std, features)
+    return model, crossfit_std
+
+
+def shipped_error_model(name, dataset, *, models_dir=MODELS_DIR, results_dir=RESULTS_DIR):
+    """Fit a shipped plain ensemble's error model as served and write it into its manifest.
+
+    Each training star is predicted by the members of the fold that held it
+    out, through the package's pre-processing and the manifest's stretch;
+    the model goes into ``uncertainty_calibration["error_model"]``.
+
+    Returns
+    -------
+    dict
+        The error model as written.
+    """
+    from rrlyrae_metallicity.models import load_model
+    from rrlyrae_metallicity.preprocessing import prepare_inputs
+
+    from .served import own_fold_members
+
+    folds = recorded_folds(name, dataset, results_dir)
+    ensemble = load_model(name)
+    inputs, curves, errors = prepare_inputs(dataset.phases, dataset.mags, dataset.periods,
+                                            ensemble.preprocessing)
+    if any(e is not None for e in errors):
+        raise RuntimeError(f"training light curves failed: {[e for e in errors if e][:3]}")
+    own = ensemble.stretch(own_fold_members(ensemble, inputs, folds))
+    prediction = own.mean(axis=1)
+    # The spread of a star's own fold: what within_fold_spread serves, out of fold.
+    spread = own.std(axis=1, ddof=1) if own.shape[1] > 1 else np.zeros(len(own))
+    features = uncertainty.error_model_features(prediction, spread, curves, dataset.periods)
+    model, _ = fit_error_model(prediction - dataset.feh, features, folds)
+    path = Path(models_dir) / name / "manifest.json"
+    manifest = ModelManifest.read(path)
+    manifest.uncertainty_calibration = dict(manifest.uncertainty_calibration or {},
+                                            error_model=model)
+    manifest.write(path)
+    return model
