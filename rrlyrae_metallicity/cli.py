@@ -311,34 +311,31 @@ def build_parser():
     return parser
 
 
-def main(argv=None):
-    """Entry point of ``rrlyrae-feh``; returns the exit code."""
+def _exit_codes_of_errors():
+    """The package's errors and their exit codes, most specific first."""
     from .catalogue import ResumeError
     from .exceptions import InputFormatError, ModelError, ModelIntegrityError, OutputError
 
+    # ModelIntegrityError is a ModelError: it must come first. A plain
+    # ModelError is an unknown --model name (its message lists the shipped ones).
+    return ((ResumeError, EXIT_RESUME), (InputFormatError, EXIT_INPUT),
+            (OutputError, EXIT_OUTPUT), (ModelIntegrityError, EXIT_MODEL),
+            (ModelError, EXIT_USAGE))
+
+
+def main(argv=None):
+    """Entry point of ``rrlyrae-feh``; returns the exit code."""
     args = build_parser().parse_args(argv)
     _configure_logging(args.verbosity)
+    codes = _exit_codes_of_errors()
     try:
         return args.handler(args)
     except _UsageError as error:
         print(f"rrlyrae-feh {args.command}: error: {error}", file=sys.stderr)
         return EXIT_USAGE
-    except ResumeError as error:
+    except tuple(kind for kind, _ in codes) as error:
         log.error(f"error: {error}")
-        return EXIT_RESUME
-    except InputFormatError as error:
-        log.error(f"error: {error}")
-        return EXIT_INPUT
-    except OutputError as error:
-        log.error(f"error: {error}")
-        return EXIT_OUTPUT
-    except ModelIntegrityError as error:
-        log.error(f"error: {error}")
-        return EXIT_MODEL
-    except ModelError as error:
-        # An unknown --model name; the message lists the shipped ones.
-        log.error(f"error: {error}")
-        return EXIT_USAGE
+        return next(code for kind, code in codes if isinstance(error, kind))
     except KeyboardInterrupt:
         resume = " (rerun with --resume to continue from the finished chunks)" \
             if getattr(args, "output", None) else ""
