@@ -93,9 +93,9 @@ def _load_onnx_weights(keras_model, model, filename):
     import onnx
     from onnx import numpy_helper
 
-    from rrlyrae_metallicity.models import _models_dir
+    from rrlyrae_metallicity.registry import models_directory
 
-    graph = onnx.load_from_string((_models_dir() / model.name / filename).read_bytes()).graph
+    graph = onnx.load_from_string((models_directory() / model.name / filename).read_bytes()).graph
     available = [numpy_helper.to_array(t) for t in graph.initializer]
     by_shape = {}
     for array in available:
