@@ -166,7 +166,7 @@ def kill_and_resume(directory, *, chunk_size, kill_after):
                for name in want.colnames)
     return {"chunks_done_when_killed": n_done,
             "chunks_reused": resumed.stderr.count("done by an earlier run, reused"),
-            "chunks_predicted_after_resume": resumed.stderr.count("sources predicted in"),
+            "chunks_predicted_after_resume": resumed.stderr.count("sources done in"),
             "resume_wall_s": seconds, "identical_to_uninterrupted_run": bool(same)}
 
 

@@ -126,10 +126,9 @@ def _mask_and_values(values):
         return np.asarray(values.mask, dtype=bool), values.unmasked
     if isinstance(values, np.ma.MaskedArray):  # also MaskedColumn
         unit = getattr(values, "unit", None)
-        data = np.ma.getdata(values)
-        if unit is not None:
-            data = u.Quantity(np.asarray(data), unit)
-        return np.ma.getmaskarray(values), data
+        data = np.asarray(np.ma.getdata(values))
+        # A plain column keeps the unit; its text, if any, is parsed by _in_unit.
+        return np.ma.getmaskarray(values), Column(data, unit=unit) if unit is not None else data
     if isinstance(values, (list, tuple)) and any(v is None or v is np.ma.masked for v in values):
         mask = np.array([v is None or v is np.ma.masked for v in values])
         kept = [v for v in values if v is not None and v is not np.ma.masked]

@@ -122,11 +122,31 @@ def predict_catalogue(epoch_photometry, stars=None, *, period=None, output=None,
     plan = StarPlan(stars, period, id_column, period_column, epoch_column)
     store = _PartStore(output, log) if output is not None else _MemoryStore()
     done = store.start(_fingerprint(epoch_photometry, plan, chunk_size, ensemble), resume)
-    n_reused = n_predicted = n_sources = 0
     chunks = iter_epoch_arrays(epoch_photometry, chunk_size=chunk_size, format=format,
                                block_rows=block_rows)
-    expected = len(stars) if stars is not None else None
-    progress = progress or (lambda done, expected: None)
+    try:
+        n_predicted, n_reused = _run_chunks(chunks, done, store, plan, ensemble, chunk_size,
+                                            len(stars) if stars is not None else None, log,
+                                            progress or (lambda done, expected: None))
+        if n_predicted + n_reused == 0 and inputs and not isinstance(epoch_photometry, Table):
+            raise InputFormatError(f"{os.fspath(epoch_photometry)}: holds no epoch-photometry "
+                                   "rows (0 sources)")
+    except BaseException:
+        # An input found bad before any chunk was finished leaves nothing behind
+        # (a later --resume would otherwise find the parts of a run that never began).
+        store.discard_if_empty()
+        raise
+    log(f"{plural(n_predicted, 'chunk')} predicted, {n_reused} reused from an earlier run")
+    result = _merge(store, plan, ensemble, inputs)
+    if output is not None:
+        write_table_atomically(result, output, inputs=inputs)
+        store.remove()
+    return result
+
+
+def _run_chunks(chunks, done, store, plan, ensemble, chunk_size, expected, log, progress):
+    """Predict (or reuse) every chunk; return how many were predicted and reused."""
+    n_reused = n_predicted = n_sources = 0
     for index, sources in enumerate(chunks):
         n_sources += len(sources)
         if index in done:
@@ -142,18 +162,10 @@ def predict_catalogue(epoch_photometry, stars=None, *, period=None, output=None,
         store.save(index, predict_chunk(sources, index * chunk_size, plan, ensemble))
         n_predicted += 1
         seconds = time.perf_counter() - start
-        log(f"chunk {index}: {plural(len(sources), 'source')} predicted in {seconds:.1f} s "
+        log(f"chunk {index}: {plural(len(sources), 'source')} done in {seconds:.1f} s "
             f"({len(sources) / max(seconds, 1e-9):,.0f} sources/s)")
         progress(n_sources, expected)
-    if n_sources == 0 and inputs and not isinstance(epoch_photometry, Table):
-        raise InputFormatError(f"{os.fspath(epoch_photometry)}: holds no epoch-photometry rows "
-                               "(0 sources)")
-    log(f"{plural(n_predicted, 'chunk')} predicted, {n_reused} reused from an earlier run")
-    result = _merge(store, plan, ensemble, inputs)
-    if output is not None:
-        write_table_atomically(result, output, inputs=inputs)
-        store.remove()
-    return result
+    return n_predicted, n_reused
 
 
 # --------------------------------------------------------------------------
@@ -196,8 +208,12 @@ class StarPlan:
         self.epochs, self.has_epoch = epoch_times(
             stars[epoch_column] if epoch_column in stars.colnames else None, len(stars))
         # A type per star (Gaia DR3 best_classification): RRc and RRd are not predicted.
-        self.classes = (np.asarray(stars[classification_column], dtype=object)
-                        if classification_column in stars.colnames else None)
+        self.classes = None
+        if classification_column in stars.colnames:
+            column = stars[classification_column]
+            # Masked cells hide placeholders ('0' from the text readers): blank them.
+            self.classes = np.asarray(column.filled("") if hasattr(column, "filled")
+                                      else column, dtype=object)
 
     def unmatched(self, source_ids):
         """The ids of ``source_ids`` with no row in the star table (none without a table)."""
@@ -306,6 +322,9 @@ class _MemoryStore:
     def remove(self):
         self.parts.clear()
 
+    def discard_if_empty(self):
+        """Nothing to discard in memory."""
+
 
 class _PartStore:
     """Finished chunks as ``.npz`` part files in ``<output>.parts``, each committed atomically.
@@ -360,6 +379,11 @@ class _PartStore:
 
     def remove(self):
         shutil.rmtree(self.directory)
+
+    def discard_if_empty(self):
+        """Remove the folder when no chunk was finished in it."""
+        if self.directory.is_dir() and not self.indices():
+            shutil.rmtree(self.directory)
 
 
 def _write_atomically(path, write):

@@ -104,6 +104,7 @@ class _ProgressBar:
 
 def _predict(args):
     import astropy.units as u
+    import numpy as np
 
     from .catalogue import predict_catalogue
     from .exceptions import InputFormatError, OutputError
@@ -167,11 +168,13 @@ def _predict(args):
         log.info(f"wrote {plural(len(result), 'row')} to {args.output}")
     else:
         _print_rounded(result)
-    n_ok = int((result["feh_status"] == "ok").sum())
-    n_outside = int((result["feh_domain"] != "").sum())
-    log.info(f"[Fe/H] predicted for {n_ok:,} of {plural(len(result), 'star')} (model: "
-             f"{result.meta['feh_model']}); {n_outside:,} outside the training domain "
-             "(see feh_domain)")
+    ok = np.asarray(result["feh_status"]) == "ok"
+    n_outside = int((ok & (np.asarray(result["feh_domain"]) != "")).sum())
+    n_not_rrab = int((np.asarray(result["feh_status"]) == "not_rrab").sum())
+    not_rrab = f"; {n_not_rrab:,} not RRab (status not_rrab)" if n_not_rrab else ""
+    log.info(f"[Fe/H] predicted for {int(ok.sum()):,} of {plural(len(result), 'star')} (model: "
+             f"{result.meta['feh_model']}); {n_outside:,} of them outside the training domain "
+             f"(see feh_domain, feh_flags){not_rrab}")
     return EXIT_OK
 
 
@@ -258,8 +261,8 @@ def build_parser():
         description="Read a Gaia epoch-photometry file (DataLink EPOCH_PHOTOMETRY or the "
                     "gaiadr3.epoch_photometry TAP table; VOTable, ECSV, CSV, FITS or "
                     "Parquet), keep the unrejected G transits, and write the star table "
-                    "with feh_phot, feh_phot_std (dex), feh_status, feh_domain and "
-                    "feh_n_epochs columns and its provenance (package version, model and "
+                    "with feh_phot, feh_phot_std (dex), feh_status, feh_domain, feh_flags, "
+                    "feh_n_epochs and feh_n_rejected columns and its provenance (package version, model and "
                     "its sha256, time, inputs, pre-processing, label scale). The periods "
                     "come from --periods (one row per star) or --period (one for all, in "
                     "days); every star of the period table is kept, in order. The "
@@ -288,7 +291,8 @@ def build_parser():
                               "'rrlyrae-feh models', which lists them)")
     predict.add_argument("--chunk-size", type=_chunk_size, default=_DEFAULT_CHUNK_SIZE,
                          metavar="N",
-                         help="sources predicted at a time (default %(default)s): memory grows "
+                         help="sources read and predicted at a time (default %(default)s): "
+                              "memory grows "
                               "with N, not with the catalogue. CSV, ECSV, FITS and Parquet "
                               "files are read a block at a time and must keep each source's "
                               "rows together, as the archive writes them; a VOTable is read "

@@ -22,7 +22,7 @@ import numpy as np
 
 from .exceptions import LightCurveError
 
-__all__ = ["FLAG_BITS", "RRAB_PERIOD_RANGE", "MIN_RRAB_AMPLITUDE", "NOT_RRAB",
+__all__ = ["FLAG_BITS", "RRAB_PERIOD_RANGE", "MIN_RRAB_AMPLITUDE", "NOT_RRAB", "RRAB_NAMES",
            "describe_flags", "domain_flags", "not_rrab_reason", "classification_errors"]
 
 #: Bits of the ``feh_flags`` column: name -> (value, meaning).
@@ -45,6 +45,10 @@ RRAB_PERIOD_RANGE = (0.28, 1.2)
 MIN_RRAB_AMPLITUDE = 0.1
 #: Status of a star that is not an RRab.
 NOT_RRAB = "not_rrab"
+#: How classification columns name an RRab (lower case): Gaia's RRab, survey tables' ab.
+RRAB_NAMES = frozenset({"rrab", "ab", "rr ab", "rr_ab", "rr0"})
+# Values that say nothing about the type.
+_UNKNOWN = frozenset({"", "nan", "none", "null", "--", "masked", "?"})
 
 
 def not_rrab_reason(period, curve):
@@ -59,7 +63,13 @@ def not_rrab_reason(period, curve):
     return ""
 
 
-def domain_flags(training_domain, period, curve):
+# Relative margin on the training ranges of period and amplitude: their ends are
+# the extreme training stars, measured once (an amplitude of 0.218 mag served
+# against a recorded 0.219 is not an extrapolation).
+_MARGIN = 0.01
+
+
+def domain_flags(training_domain, period, curve, n_epochs=None):
     """Bits of ``feh_flags`` and the reasons in words for one predicted star.
 
     Parameters
@@ -70,6 +80,10 @@ def domain_flags(training_domain, period, curve):
     period : float
         Days.
     curve : `~rrlyrae_metallicity.smoothing.SmoothedLightCurve`
+    n_epochs : int, optional
+        The star's epochs with a usable magnitude, counted as the training
+        set's epoch range was (before epochs at the same phase are merged);
+        by default the curve's distinct epochs.
 
     Returns
     -------
@@ -82,13 +96,16 @@ def domain_flags(training_domain, period, curve):
     checks = (("period", period, training_domain.get("period_d"), "d"),
               ("amplitude", curve.amplitude, training_domain.get("amplitude_mag"), "mag"))
     for name, value, limits, unit in checks:
-        if limits is not None and not limits[0] <= value <= limits[1]:
+        if limits is not None and not (limits[0] * (1 - _MARGIN) <= value
+                                       <= limits[1] * (1 + _MARGIN)):
             flags |= FLAG_BITS[name][0]
-            reasons.append(f"{name} {value:.3g} {unit} outside {limits[0]:.3g}-{limits[1]:.3g}")
-    n_epochs = training_domain.get("n_epochs")
-    if n_epochs is not None and curve.phase.size < n_epochs[0]:
+            reasons.append(f"{name} {value:.4g} {unit} outside the {limits[0]:.4g}-"
+                           f"{limits[1]:.4g} {unit} of training")
+    count = curve.phase.size if n_epochs is None else int(n_epochs)
+    epoch_range = training_domain.get("n_epochs")
+    if epoch_range is not None and count < epoch_range[0]:
         flags |= FLAG_BITS["few_epochs"][0]
-        reasons.append(f"{curve.phase.size} epochs, fewer than the {n_epochs[0]} of training")
+        reasons.append(f"{count} epochs, fewer than the {epoch_range[0]} of training")
     # Only a larger gap than any training star's matters: a well-covered curve is fine.
     gap = training_domain.get("max_phase_gap")
     if gap is not None and curve.max_phase_gap > gap[1]:
@@ -118,7 +135,9 @@ def classification_errors(classifications, stars):
     ----------
     classifications : sequence or None
         Per star, e.g. Gaia DR3 ``best_classification`` (``RRab``, ``RRc``,
-        ``RRd``); masked, empty or missing values say nothing.
+        ``RRd``); masked, empty, NaN or missing values say nothing; any
+        other value than one of `RRAB_NAMES` (case-insensitive) makes the
+        star ``not_rrab``.
     stars : sequence
         Names of the stars.
 
@@ -129,11 +148,14 @@ def classification_errors(classifications, stars):
     """
     if classifications is None:
         return [None] * len(stars)
+    if hasattr(classifications, "filled"):
+        # A masked text cell hides a placeholder ('0' from the ascii readers).
+        classifications = classifications.filled("")
     values = np.ma.filled(np.ma.asarray(classifications, dtype=object), "")
     errors = []
     for value, star in zip(values, stars):
         text = value.decode() if isinstance(value, bytes) else str(value or "")
-        if text.strip() and text.strip().lower() != "rrab":
+        if text.strip().lower() not in _UNKNOWN and text.strip().lower() not in RRAB_NAMES:
             errors.append(LightCurveError(
                 f"classified as {text.strip()}, not RRab: the models know fundamental-mode "
                 "RR Lyrae only", star=star, status=NOT_RRAB))

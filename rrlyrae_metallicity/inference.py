@@ -22,6 +22,7 @@ from .adapters import (
 )
 from .domain import classification_errors
 from .exceptions import OutOfDomainWarning, RRLyraeMetallicityWarning
+from .messages import plural
 from .ensemble import load_model
 from .pipeline import STATUS_OK, predict_batch
 from .results import empty_feh_columns, fill_feh_columns, with_feh_columns
@@ -48,10 +49,12 @@ def predict_feh(lightcurve, period, *, epoch=None, model="default", return_std=F
     model : str
         ``"default"`` or a name from `~rrlyrae_metallicity.available_models`.
     return_std : bool
-        Also return the uncertainty of each value (dex): the members' spread
-        calibrated on out-of-fold errors (about 68 % of the training stars
-        lie within it; see the model card), or the raw spread for a model
-        without a calibration in its manifest.
+        Also return the uncertainty of each value (dex), calibrated on
+        out-of-fold errors so that about 68 % of the training stars lie
+        within it: the model's per-star error model where its manifest has
+        one (``gru``), else the members' spread with a floor and a scale (see
+        the model card); the raw spread for a model without a calibration.
+        NaN outside the training domain.
     mag_column : str, optional
         Name of the magnitude column (default: ``mag``, or the one column in
         mag units, or the one named ``*mag``; uncertainty columns such as
@@ -134,13 +137,14 @@ def _predict_one(lightcurve, period, epoch, ensemble, return_std, mag_column):
 
 def _warn_out_of_domain(result, stacklevel):
     """One warning per call naming the stars predicted outside the training domain."""
-    outside = [(star, reason) for star, reason in zip(result.stars, result.domain) if reason]
+    outside = [(star, reason) for star, reason, status in
+               zip(result.stars, result.domain, result.status) if reason and status == STATUS_OK]
     if outside:
         listed = "; ".join(f"star {star}: {reason}" for star, reason in outside[:5])
         more = f" (and {len(outside) - 5} more)" if len(outside) > 5 else ""
         warnings.warn(
-            f"{len(outside)} of {len(result)} light curves lie outside the model's training "
-            f"domain, so their [Fe/H] is an extrapolation and their uncertainty is NaN: "
+            f"{len(outside)} of {plural(len(result), 'light curve')} outside the model's "
+            f"training domain: the [Fe/H] is an extrapolation and its uncertainty NaN: "
             f"{listed}{more}", OutOfDomainWarning, stacklevel=stacklevel)
 
 
@@ -186,6 +190,7 @@ def add_feh(table, lightcurves, *, id_column="source_id", period_column="pf",
         set's period, amplitude, epoch-count or phase-coverage range: a
         prediction is still made, but it is an extrapolation).
     """
+    table = as_table(table)
     if not isinstance(table, Table):
         raise TypeError(f"table should be an astropy Table of stars, not a "
                         f"{type(table).__name__} (for one row, use table[[i]])")

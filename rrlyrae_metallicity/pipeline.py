@@ -16,7 +16,7 @@ import numpy as np
 
 from .domain import FLAG_BITS, NOT_RRAB, OUT_OF_DOMAIN, domain_flags, not_rrab_reason
 from .exceptions import LightCurveError
-from .preprocessing import prepare_inputs
+from .preprocessing import SENTINEL_MAGNITUDE, prepare_inputs
 
 __all__ = ["STATUS_OK", "StarPredictions", "predict_batch"]
 
@@ -115,11 +115,15 @@ def predict_batch(batch, ensemble):
             smoothed[i] = curves[j]
             n_epochs[i] = curves[j].phase.size
             n_rejected[i] = curves[j].n_rejected
+            usable = int(np.count_nonzero(np.abs(np.asarray(batch.mags[i], float))
+                                          < SENTINEL_MAGNITUDE))
             flags[i], domain[i] = domain_flags(ensemble.training_domain, batch.periods[i],
-                                               curves[j])
+                                               curves[j], n_epochs=usable)
             reason = not_rrab_reason(batch.periods[i], curves[j])
             if reason:
                 errors[i] = LightCurveError(reason, star=batch.stars[i], status=NOT_RRAB)
+                # Its reason goes where people read why a star is unusual.
+                domain[i] = "; ".join(r for r in (f"not an RRab: {reason}", domain[i]) if r)
     good = np.array([e is None for e in errors], dtype=bool)
     feh = np.full(n_stars, np.nan)
     std = np.full(n_stars, np.nan)

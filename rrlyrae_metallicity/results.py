@@ -100,9 +100,12 @@ def with_feh_columns(table, columns, ensemble, *, inputs=()):
     out["feh_n_epochs"] = np.asarray(columns["feh_n_epochs"], dtype=np.int64)
     out["feh_n_rejected"] = np.asarray(columns["feh_n_rejected"], dtype=np.int64)
     out["feh_phot"].description = f"photometric [Fe/H], mean of the {ensemble.name} ensemble"
+    calibration = ensemble.uncertainty_calibration or {}
     out["feh_phot_std"].description = (
+        "uncertainty of feh_phot: a per-star error model fitted on out-of-fold errors"
+        if calibration.get("error_model") else
         "uncertainty of feh_phot: the members' spread calibrated on out-of-fold errors"
-        if ensemble.uncertainty_calibration else
+        if calibration else
         "spread of the ensemble members' predictions (not calibrated)") + (
         "; NaN outside the training domain (see feh_domain)")
     out["feh_status"].description = "'ok', or why no [Fe/H] was predicted"

@@ -79,7 +79,7 @@ def test_predict_feh_warns_once_per_call_naming_the_stars(simulated_stars, simul
     message = str(domain[0].message)
     assert "star slow: period" in message and "star good" not in message
     assert np.isfinite(std[0]) and np.isnan(std[1]) and np.isfinite(feh).all()
-    with pytest.warns(OutOfDomainWarning, match="1 of 1 light curves"):
+    with pytest.warns(OutOfDomainWarning, match="1 of 1 light curve outside"):
         rm.predict_feh(slow, 1.2 * longest * u.day)
 
 
@@ -88,3 +88,72 @@ def test_flag_bits_are_documented_and_distinct():
     assert len(set(values)) == len(values) and all(v & (v - 1) == 0 for v in values)
     assert describe_flags(FLAG_BITS["period"][0] | FLAG_BITS["phase_gap"][0]) == [
         FLAG_BITS["period"][1], FLAG_BITS["phase_gap"][1]]
+
+
+# --------------------------------------------------------------------------
+# What a second fresh seat found
+# --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fmt", ["ascii.ecsv", "ascii.csv"])
+def test_a_blank_classification_says_nothing_in_files(example_files, tmp_path, fmt):
+    photometry, periods = example_files
+    stars = read_rrlyrae_parameters(periods)["source_id", "pf"]
+    stars["best_classification"] = MaskedColumn(["RRab"] * len(stars), mask=[False] * len(stars))
+    stars["best_classification"].mask[2] = True
+    stars["best_classification"][4] = "RRc"
+    path = tmp_path / ("vari" + (".ecsv" if fmt == "ascii.ecsv" else ".csv"))
+    stars.write(path, format=fmt)
+    result = predict_catalogue(photometry, read_rrlyrae_parameters(str(path)))
+    assert result["feh_status"][2] == "ok" and result["feh_status"][4] == "not_rrab"
+    assert "classified as RRc" not in result["feh_domain"][2]
+
+
+@pytest.mark.parametrize("values, expected", [
+    (["RRab", "ab", "RRAB", "nan", None], ["ok"] * 5),
+    (["RRc", "c", "RRd", "ACEP", "rrab?"], ["not_rrab"] * 5),
+])
+def test_classification_vocabulary(simulated_stars, simulated_curves, values, expected):
+    table = Table({"source_id": np.arange(5), "pf": simulated_stars["pf"][:5],
+                   "best_classification": np.array(values, dtype=object)})
+    result = rm.add_feh(table, dict(zip(range(5), simulated_curves[:5])))
+    assert list(result["feh_status"]) == expected
+
+
+def test_periods_with_text_and_blank_cells_cost_their_stars(simulated_stars, simulated_curves):
+    table = Table({"source_id": [1, 2, 3, 4],
+                   "pf": MaskedColumn([str(p) for p in simulated_stars["pf"][:2]] + ["abc", ""],
+                                      mask=[False, False, False, True], unit="d")})
+    result = rm.add_feh(table, dict(zip([1, 2, 3, 4], simulated_curves[:4])))
+    assert list(result["feh_status"]) == ["ok", "ok", "invalid_period", "invalid_period"]
+
+
+def test_not_rrab_reason_is_in_feh_domain(simulated_stars, simulated_curves):
+    slow = _slowed(simulated_curves[0], 20.0 / float(simulated_stars["pf"][0]))
+    result = rm.add_feh(Table({"source_id": [1], "pf": [20.0] * u.day}), {1: slow})
+    assert result["feh_status"][0] == "not_rrab"
+    assert result["feh_domain"][0].startswith("not an RRab: period 20 d")
+
+
+def test_a_gaia_file_in_millimagnitudes(example_files, tmp_path):
+    photometry, periods = example_files
+    rows = Table.read(photometry)
+    rows["mag"] = rows["mag"].to(u.mmag)
+    path = tmp_path / "mmag.ecsv"
+    rows.write(path)
+    stars = read_rrlyrae_parameters(periods)
+    np.testing.assert_allclose(rm.add_feh(stars, read_epoch_photometry(str(path)))["feh_phot"],
+                               rm.add_feh(stars, read_epoch_photometry(photometry))["feh_phot"],
+                               atol=1e-6)
+
+
+def test_a_failed_run_leaves_no_parts_behind(example_files, tmp_path):
+    from rrlyrae_metallicity.cli import main
+
+    photometry, periods = example_files
+    bad = tmp_path / "cut.csv"
+    Table.read(photometry).write(bad, format="ascii.csv")
+    bad.write_text(bad.read_text()[:5000])
+    out = tmp_path / "out.ecsv"
+    assert main(["predict", str(bad), "--periods", periods, "-o", str(out), "-q"]) == 1
+    assert not list(tmp_path.glob("*.parts")) and not out.exists()

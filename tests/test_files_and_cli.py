@@ -355,7 +355,7 @@ def test_quiet_and_verbose(example, tmp_path, capsys):
     code, _, err = _run(capsys, "predict", example["photometry"], "--periods",
                         example["periods"], "-o", out, "--verbose", "--chunk-size", "7")
     assert code == 0
-    assert "chunk 0: 7 sources predicted" in err and "3 chunks predicted" in err
+    assert "chunk 0: 7 sources done" in err and "3 chunks predicted" in err
 
 
 def test_plurals_and_rounded_summaries(example, tmp_path, capsys):
@@ -483,3 +483,21 @@ def test_the_progress_bar_ends_its_line_before_the_summary(example, tmp_path, mo
                  str(tmp_path / "out.ecsv")]) == 0
     for line in terminal.getvalue().split("\n"):
         assert "rrlyrae-feh:" not in line or line.startswith("rrlyrae-feh:"), line
+
+
+def test_reading_a_file_block_by_block_leaves_the_warning_filters_alone(example, tmp_path):
+    # A generator suspended inside warnings.catch_warnings() and finalised later
+    # restored stale filters over other code (tests saw warnings turn into errors).
+    import gc
+
+    from rrlyrae_metallicity.gaia.files import iter_table_blocks
+
+    path = tmp_path / "photometry.csv"
+    example["rows"].write(path, format="ascii.csv")
+    before = list(warnings.filters)
+    blocks = iter_table_blocks(str(path), block_rows=3)
+    next(blocks)
+    assert warnings.filters == before
+    del blocks
+    gc.collect()
+    assert warnings.filters == before

@@ -287,3 +287,14 @@ def test_the_error_model_tracks_the_real_error_out_of_fold(shipped, gaia_dataset
     served = model.uncertainty(model.stretch(model.predict_members(inputs[:50])), curves[:50],
                                gaia_dataset.periods[:50])
     assert np.isfinite(served).all() and served.std() > 0.01
+
+
+@needs_gaia
+def test_no_training_star_is_flagged_outside_the_training_domain(gaia_dataset):
+    """The training domain is the training stars' own: none of them is an extrapolation."""
+    curves = {int(i): Table({"phase": p, "mag": m}) for i, p, m in
+              zip(gaia_dataset.stars["source_id"], gaia_dataset.phases, gaia_dataset.mags)}
+    table = Table({"source_id": gaia_dataset.stars["source_id"], "pf": gaia_dataset.periods})
+    result = rm.add_feh(table, curves, epoch_column=None)
+    assert (np.asarray(result["feh_flags"]) == 0).all(), set(result["feh_domain"])
+    assert np.isfinite(np.asarray(result["feh_phot_std"])).all()

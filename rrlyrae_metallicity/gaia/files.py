@@ -265,7 +265,11 @@ def _text_blocks(path, format, block_rows):
             _check_complete(lines[-1])
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", UnitsWarning)
-                yield Table.read(header + lines, format=format, **options)
+                block = Table.read(header + lines, format=format, **options)
+            # Yield outside the catch_warnings: a generator suspended (or
+            # finalised late) inside one would restore stale warning filters
+            # over whatever code runs meanwhile.
+            yield block
 
 
 def _check_complete(text):

@@ -611,7 +611,28 @@ def _quantities(table, columns, unreadable):
             values[key] = _to_float(column, name,
                                     unreadable if key in ("time", "mag") else np.zeros(
                                         np.shape(column), dtype=bool))
+            if key == "mag":
+                values[key] = values[key] * _magnitude_factor(column, name)
     return values
+
+
+def _magnitude_factor(column, name):
+    """What turns a magnitude column's numbers into mag (mmag files exist); 1 without a unit.
+
+    Raises
+    ------
+    rrlyrae_metallicity.exceptions.InputFormatError
+        For a unit that is not a magnitude.
+    """
+    unit = getattr(column, "unit", None)
+    if unit is None or unit in (u.mag, u.dimensionless_unscaled):
+        return 1.0
+    if isinstance(unit, u.MagUnit):
+        return 1.0  # AB or ST magnitudes: the numbers are magnitudes
+    try:
+        return float(unit.to(u.mag))
+    except (u.UnitConversionError, ValueError):
+        raise InputFormatError(f"column {name!r} is in {unit}, not in magnitudes") from None
 
 
 def _read_tap(table, columns, rejects):
@@ -639,6 +660,8 @@ def _tap_cells(table, row, columns, rejects):
         else:
             bad = np.zeros(cell.shape, dtype=bool)
             cells[key] = _to_float(cell, name, bad)
+            if key == "mag":
+                cells[key] = cells[key] * _magnitude_factor(table[name], name)
             if key in ("time", "mag"):
                 unreadable = bad if unreadable is None or unreadable.shape != bad.shape else (
                     unreadable | bad)
