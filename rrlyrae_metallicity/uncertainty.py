@@ -184,7 +184,7 @@ def error_model_features(feh, spread, curves, periods):
 
 
 def error_model_std(features, model):
-    """σ of each star from the fitted error model: ``factor * exp(x . w / 2)``.
+    """σ of each star from the fitted error model: ``factor * exp(dot(x, w) / 2)``.
 
     Parameters
     ----------
