@@ -16,7 +16,7 @@ import numpy as np
 
 from .domain import FLAG_BITS, NOT_RRAB, OUT_OF_DOMAIN, domain_flags, not_rrab_reason
 from .exceptions import LightCurveError
-from .preprocessing import SENTINEL_MAGNITUDE, prepare_inputs
+from .preprocessing import is_magnitude, prepare_inputs
 
 __all__ = ["STATUS_OK", "StarPredictions", "predict_batch"]
 
@@ -115,8 +115,7 @@ def predict_batch(batch, ensemble):
             smoothed[i] = curves[j]
             n_epochs[i] = curves[j].phase.size
             n_rejected[i] = curves[j].n_rejected
-            usable = int(np.count_nonzero(np.abs(np.asarray(batch.mags[i], float))
-                                          < SENTINEL_MAGNITUDE))
+            usable = int(np.count_nonzero(is_magnitude(batch.mags[i])))
             flags[i], domain[i] = domain_flags(ensemble.training_domain, batch.periods[i],
                                                curves[j], n_epochs=usable)
             reason = not_rrab_reason(batch.periods[i], curves[j])

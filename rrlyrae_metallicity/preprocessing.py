@@ -58,6 +58,7 @@ __all__ = [
     "PAD_VALUE",
     "MAX_REJECTED",
     "SENTINEL_MAGNITUDE",
+    "is_magnitude",
     "PreprocessingConfig",
     "check_period",
     "fold_times",
@@ -164,6 +165,11 @@ class PreprocessingConfig:
         return self.max_epochs if self.variant == "raw" else self.n_phases
 
 
+def is_magnitude(mag):
+    """Where ``mag`` holds a magnitude: finite and not a sentinel (`SENTINEL_MAGNITUDE`)."""
+    return np.abs(np.asarray(mag, dtype=float)) < SENTINEL_MAGNITUDE
+
+
 def check_period(period, *, star=None):
     """Raise `LightCurveError` (status ``invalid_period``) unless 0 < period < inf."""
     if np.isnan(period):
@@ -240,7 +246,7 @@ def clean_epochs(phase, mag, star=None):
         )
     # Surveys mark missing photometry with sentinels such as 99.999 or 100
     # (SDSS Stripe 82) or -99; no magnitude of any zero-point comes close.
-    good = np.isfinite(phase) & (np.abs(mag) < SENTINEL_MAGNITUDE)
+    good = np.isfinite(phase) & is_magnitude(mag)
     phase = phase[good] - np.floor(phase[good])
     phase[phase >= 1.0] = 0.0  # -1e-17 wraps to 1.0 in floating point
     mag = mag[good]
