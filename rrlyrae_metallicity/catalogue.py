@@ -76,8 +76,9 @@ def predict_catalogue(epoch_photometry, stars=None, *, period=None, output=None,
     resume : bool
         Reuse the finished chunks in ``<output>.parts`` of an interrupted run
         with the same input and options instead of starting over.
-    model : str
-        ``"default"`` or a name from `~rrlyrae_metallicity.available_models`.
+    model : str or path-like
+        ``"default"``, a name from `~rrlyrae_metallicity.available_models`,
+        or the folder of a retrained model.
     id_column, period_column, epoch_column : str
         Columns of ``stars``, as for `~rrlyrae_metallicity.add_feh`.
     format : str, optional

@@ -239,6 +239,9 @@ def _models(args):
             what = f"{len(model.sessions)} members ({len(set(model.member_folds))} folds)"
         print(f"{name}{mark}: {what}, cross-validated RMSE {metrics['rmse']:.3f} dex, "
               f"wRMSE {metrics['wrmse']:.3f} dex on {manifest['cv_metrics']['n_stars']:,} stars")
+        warning = (manifest.get("quality") or {}).get("warning")
+        if warning:
+            print(f"  WARNING: {warning}")
     return EXIT_OK
 
 
@@ -287,8 +290,9 @@ def build_parser():
                          help="format of EPOCH_PHOTOMETRY_FILE (default: from the extension, "
                               "else from the file's first bytes)")
     predict.add_argument("--model", default="default",
-                         help="model ensemble to use (default: the one marked default by "
-                              "'rrlyrae-feh models', which lists them)")
+                         help="model ensemble to use: a name listed by 'rrlyrae-feh models' "
+                              "(default: the one it marks default), or the folder of a "
+                              "retrained model")
     predict.add_argument("--chunk-size", type=_chunk_size, default=_DEFAULT_CHUNK_SIZE,
                          metavar="N",
                          help="sources read and predicted at a time (default %(default)s): "

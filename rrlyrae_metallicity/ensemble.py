@@ -91,8 +91,9 @@ class FehEnsemble:
 
     Parameters
     ----------
-    name : str
-        A name from `~rrlyrae_metallicity.available_models`.
+    name : str or path-like
+        A name from `~rrlyrae_metallicity.available_models`, or the folder of
+        a retrained model (``python -m training ship --models-dir``).
     providers : sequence of str, optional
         ONNX Runtime execution providers, most preferred first, as
         `onnxruntime.InferenceSession` takes them; by default
@@ -112,9 +113,12 @@ class FehEnsemble:
     """
 
     def __init__(self, name, *, providers=None):
-        self.name = registry.resolve_model_name(name)
-        directory = registry.models_directory() / self.name
+        resolved = registry.resolve_model_name(name)
+        directory = self.directory = registry.model_directory(resolved)
         record = ModelManifest.read(directory / "manifest.json")
+        #: The shipped model's name, or for a model folder the name it was shipped under.
+        self.name = resolved if directory.name == resolved else (record.name or directory.name)
+        _warn_if_uninformative(self.name, record)
         #: The manifest's content (`~rrlyrae_metallicity.manifest.ModelManifest.to_dict`).
         self.manifest = record.to_dict()
         self.preprocessing = PreprocessingConfig(**record.preprocessing)
@@ -174,7 +178,7 @@ class FehEnsemble:
         its components' manifests for a composite model.
         """
         digest = hashlib.sha256(
-            (registry.models_directory() / self.name / "manifest.json").read_bytes())
+            (self.directory / "manifest.json").read_bytes())
         for part, _ in self.components:
             digest.update(part.sha256.encode())
         return digest.hexdigest()
@@ -332,6 +336,14 @@ class FehEnsemble:
         return results
 
 
+def _warn_if_uninformative(name, record):
+    """Warn when the manifest says the model is no better than predicting the median label."""
+    quality = record.quality or {}
+    if quality.get("better_than_median") is False:
+        warnings.warn(f"model {name!r} is {quality.get('warning', 'no better than the median')}",
+                      RRLyraeMetallicityWarning, stacklevel=3)
+
+
 def _fold_means(member_predictions, member_folds):
     """Mean of the members of each fold: shape (n_folds, n)."""
     member_folds = np.asarray(member_folds)
@@ -344,8 +356,9 @@ def load_model(name="default", *, providers=None):
 
     Parameters
     ----------
-    name : str
-        ``"default"`` or one of `~rrlyrae_metallicity.available_models`.
+    name : str or path-like
+        ``"default"``, one of `~rrlyrae_metallicity.available_models`, or the
+        folder of a retrained model (a path).
     providers : sequence of str, optional
         ONNX Runtime execution providers, most preferred first (see
         `FehEnsemble`).

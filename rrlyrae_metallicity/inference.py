@@ -46,8 +46,9 @@ def predict_feh(lightcurve, period, *, epoch=None, model="default", return_std=F
         Time of maximum light. Not needed: phase zero is re-derived from the
         light curve itself (maximum of the smoothed curve), the same rule the
         models were trained with.
-    model : str
-        ``"default"`` or a name from `~rrlyrae_metallicity.available_models`.
+    model : str or path-like
+        ``"default"``, a name from `~rrlyrae_metallicity.available_models`,
+        or the folder of a retrained model.
     return_std : bool
         Also return the uncertainty of each value (dex), calibrated on
         out-of-fold errors so that about 68 % of the training stars lie
@@ -169,8 +170,9 @@ def add_feh(table, lightcurves, *, id_column="source_id", period_column="pf",
         Column holding the epoch of maximum light: a `~astropy.time.Time`
         column, or numbers in Gaia's convention (BJD(TCB) − 2455197.5 d).
         Optional; ignored when absent.
-    model : str
-        ``"default"`` or a name from `~rrlyrae_metallicity.available_models`.
+    model : str or path-like
+        ``"default"``, a name from `~rrlyrae_metallicity.available_models`,
+        or the folder of a retrained model.
     mag_column : str, optional
         Magnitude column of the light curves.
     providers : sequence of str, optional

@@ -63,6 +63,10 @@ class ModelManifest:
         The cross-validation configuration of a plain ensemble.
     cv_metrics : dict, optional
         Cross-validation metrics.
+    quality : dict, optional
+        The model's out-of-fold error against predicting every star by the
+        median label (``better_than_median``, and a ``warning`` when it is
+        not); loading a model that is no better warns.
     produced_by : str, optional
         The command that produced the model.
     training_commit : str, optional
@@ -96,6 +100,7 @@ class ModelManifest:
     training_domain: dict | None = None
     training_config: dict | None = None
     cv_metrics: dict | None = None
+    quality: dict | None = None
     produced_by: str | None = None
     training_commit: str | None = None
     created: str | None = None

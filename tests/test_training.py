@@ -263,7 +263,7 @@ def test_a_study_records_an_unexportable_member_and_goes_on(tmp_path, small_data
     (models / "tiny").mkdir(parents=True)
     (models / "tiny" / "manifest.json").write_text("{}")
     with pytest.raises(ValueError, match="failed the ONNX check"):
-        ship_run(run_dir, "tiny", models_dir=models)
+        ship_run(run_dir, "tiny", models_dir=models, replace=True)
     assert (models / "tiny" / "manifest.json").read_text() == "{}"
 
 

@@ -1,5 +1,8 @@
 """Command line of the training module: ``python -m training --help``.
 
+Run it from the repository root (``training/`` is a folder of the repository,
+not an installed package).
+
 Examples
 --------
 Cross-validate the paper's GRU, export the fold models and ship them::
@@ -19,43 +22,82 @@ Ship the weighted mean of two shipped architectures as one model::
 import argparse
 import json
 import logging
+import shlex
 import sys
 import time
 from pathlib import Path
 
+from rrlyrae_metallicity.exceptions import ModelError
 from rrlyrae_metallicity.preprocessing import VARIANTS, PreprocessingConfig
 
-from .cv import TrainingConfig
-from .data import DEFAULT_DATA_DIR
+from .cv import RunError, TrainingConfig
+from .data import DEFAULT_DATA_DIR, TRAINING_DATA_FORMAT, TrainingDataError
+from .logs import import_tensorflow_quietly, quiet_tensorflow
+from .names import ARCHITECTURE_NAMES
+from .paths import MODELS_DIR
+from .ship import ShipError
 
 log = logging.getLogger("training")
 
+#: Errors that end a subcommand with one line and exit status 2: what the user
+#: gave is wrong, not the code.
+_USER_ERRORS = (TrainingDataError, RunError, ShipError, ModelError)
 
-def _add_data_dir(parser):
-    parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR,
-                        help="folder with stars.ecsv and lightcurves.ecsv (default: %(default)s)")
+
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Descriptions as written, and every option's default appended to its help."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if ("%(default)" in text or not action.option_strings
+                or action.default in (None, False, argparse.SUPPRESS)):
+            return text
+        return text + " (default: %(default)s)"
+
+
+def _add_parser(sub, name, **kwargs):
+    return sub.add_parser(name, formatter_class=_HelpFormatter, **kwargs)
+
+
+def _add_data_dir(parser, default=DEFAULT_DATA_DIR, help=None):
+    parser.add_argument("--data-dir", type=Path, default=default, metavar="DIR",
+                        help=help or "folder with the stars and light-curve tables (see below)")
 
 
 def _cv_parser(sub, name):
-    p = sub.add_parser(name, help="stratified K-fold cross-validation, resumable fold by fold",
-                       description="Train, cross-validate and export one architecture. "
-                                   "Re-running the same command resumes an interrupted run.")
+    p = _add_parser(sub, name, help="stratified K-fold cross-validation, resumable fold by fold",
+                    description="Train, cross-validate and export one architecture. "
+                                "Re-running the same command resumes an interrupted run.",
+                    epilog=TRAINING_DATA_FORMAT)
     _add_data_dir(p)
-    p.add_argument("--run-dir", type=Path, required=True, help="output and checkpoint folder")
-    p.add_argument("--architecture", default="gru")
-    p.add_argument("--variant", choices=VARIANTS, default="spline_centered")
-    p.add_argument("--n-phases", type=int, default=PreprocessingConfig.n_phases)
+    p.add_argument("--run-dir", type=Path, required=True, metavar="DIR",
+                   help="output and checkpoint folder (created)")
+    p.add_argument("--label-description", default=None, metavar="TEXT",
+                   help="what the labels are (sample, method, metallicity scale), recorded in "
+                        "the run and in the manifest of the shipped model")
+    p.add_argument("--peer-column", default="auto", metavar="COLUMN",
+                   help="column of the stars table with another method's [Fe/H], scored "
+                        "beside the model ('auto': feh_dg22 when present; 'none': no peer)")
+    p.add_argument("--architecture", default="gru", choices=ARCHITECTURE_NAMES,
+                   help="network architecture (gru is the paper's)")
+    p.add_argument("--variant", choices=VARIANTS, default="spline_centered",
+                   help="pre-processing variant of the light curves")
+    p.add_argument("--n-phases", type=int, default=PreprocessingConfig.n_phases,
+                   help="phases of the smoothed light curve fed to the network")
     p.add_argument("--outlier-threshold", type=float, default=None, metavar="K",
                    help="reject up to 3 epochs per star lying more than K robust scales from "
                         "the smooth curve of the others (default: keep every epoch)")
-    p.add_argument("--folds", type=int, default=5)
-    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--folds", type=int, default=5, help="number of cross-validation folds")
+    p.add_argument("--seed", type=int, default=1,
+                   help="seed of the fold split, the validation split and the weights")
     p.add_argument("--members-per-fold", type=int, default=1,
-                   help="models per fold with different seeds, averaged (paper: 1)")
-    p.add_argument("--learning-rate", type=float, default=0.01)
-    p.add_argument("--batch-size", type=int, default=256)
-    p.add_argument("--max-epochs", type=int, default=1000)
-    p.add_argument("--patience", type=int, default=50)
+                   help="models per fold with different seeds, all shipped and averaged "
+                        "(paper: 1)")
+    p.add_argument("--learning-rate", type=float, default=0.01, help="Adam learning rate")
+    p.add_argument("--batch-size", type=int, default=256, help="mini-batch size")
+    p.add_argument("--max-epochs", type=int, default=1000, help="most training epochs")
+    p.add_argument("--patience", type=int, default=50,
+                   help="stop after this many epochs without a better validation loss")
     p.add_argument("--reduce-lr-patience", type=int, default=0,
                    help="halve the learning rate after this many epochs without "
                         "improvement (0: fixed rate, as in the paper)")
@@ -63,40 +105,59 @@ def _cv_parser(sub, name):
                    help="raise the paper's inverse-density training weights to this power "
                         "(1: paper, 0: unweighted); metrics always use the paper's weights")
     p.add_argument("--units", type=int, nargs="+", default=None,
-                   help="units of the recurrent layers (paper's GRU: 20 16 8)")
-    p.add_argument("--only-folds", type=int, nargs="+", default=None,
+                   help="units of the recurrent layers (default: the architecture's, e.g. "
+                        "20 16 8 for the paper's GRU)")
+    p.add_argument("--only-folds", type=int, nargs="+", default=None, metavar="K",
                    help="train only these folds (to share a run between processes or "
                         "machines); run again without it to assemble the metrics")
     p.add_argument("--augment", type=int, default=0,
                    help="re-sampled copies of every training light curve (random subsets "
-                        "of its epochs) added to the fit set (default: none)")
-    p.add_argument("--no-export", action="store_true", help="skip the ONNX export")
+                        "of its epochs) added to the fit set")
+    p.add_argument("--no-export", action="store_true",
+                   help="skip the ONNX export (the run cannot be shipped)")
 
 
 def _ship_parser(sub, name):
-    p = sub.add_parser(name, help="copy a finished run's ONNX models into the package",
-                       description="Copy the verified ONNX members of a finished run into "
-                                   "rrlyrae_metallicity/data/models/NAME with a manifest.")
-    p.add_argument("--run-dir", type=Path, required=True)
-    p.add_argument("--name", required=True, help="model name, e.g. gru")
-    p.add_argument("--produced-by", default=None,
-                   help="the command that produced the run (recorded in the manifest)")
-    p.add_argument("--default", action="store_true", help="make it the default model")
+    p = _add_parser(sub, name, help="copy a finished run's ONNX models into the package",
+                    description="Copy the verified ONNX members of a finished run into "
+                                "MODELS_DIR/NAME with a manifest describing the data the run "
+                                "recorded (folder, checksums, label description, training "
+                                "domain), its command and its accuracy. An existing model is "
+                                "replaced only with --replace; a model no better than "
+                                "predicting the median label is shipped with a warning, "
+                                "recorded in its manifest.")
+    p.add_argument("--run-dir", type=Path, required=True, metavar="DIR",
+                   help="a finished 'cv' run")
+    p.add_argument("--name", required=True,
+                   help="model name, as in predict_feh(model=NAME), e.g. gru")
+    p.add_argument("--models-dir", type=Path, default=MODELS_DIR, metavar="DIR",
+                   help="where the model folder goes; elsewhere than the package, use it as "
+                        "predict_feh(model='DIR/NAME')")
+    p.add_argument("--replace", action="store_true",
+                   help="replace an existing model of the same name")
+    _add_data_dir(p, None, "the run's data, to measure the training domain (default: the "
+                           "folder the run recorded)")
+    p.add_argument("--label-description", default=None, metavar="TEXT",
+                   help="what the labels are (default: the one given to cv)")
+    p.add_argument("--produced-by", default=None, metavar="COMMAND",
+                   help="the command that produced the run (default: the one it recorded)")
+    p.add_argument("--default", action="store_true",
+                   help="make it the package's default model (and update the README's table)")
 
 
 def _study_parser(sub, name):
     from .study import PROFILES
 
-    p = sub.add_parser(name, help="the architecture × variant × grid study, resumable run by run",
+    p = _add_parser(sub, name, help="the architecture × variant × grid study, resumable run by run",
                        description="Run or resume a study: every architecture, data variant, "
                                    "grid point and repeat of a profile, each a K-fold "
                                    "cross-validation run. Finished runs are never recomputed; "
                                    "results.ecsv and summary.ecsv are rewritten at the end.")
     _add_data_dir(p)
-    p.add_argument("--study-dir", type=Path, required=True, help="output and checkpoint folder")
+    p.add_argument("--study-dir", type=Path, required=True, metavar="DIR",
+                   help="output and checkpoint folder")
     p.add_argument("--profile", default="smoke",
-                   help=f"one of {sorted(PROFILES)} or a JSON file of StudyProfile fields "
-                        "(default: %(default)s)")
+                   help=f"one of {sorted(PROFILES)} or a JSON file of StudyProfile fields")
     p.add_argument("--only", default=None,
                    help="run only the runs whose id contains this text, e.g. 'gru-', or "
                         "--only=-raw- for text that starts with '-' (to share a study "
@@ -105,8 +166,9 @@ def _study_parser(sub, name):
 
 def _shipped_model_parser(sub, name, help, description):
     """A subcommand that rewrites part of a shipped model's manifest from the training data."""
-    p = sub.add_parser(name, help=help, description=description)
-    _add_data_dir(p)
+    p = _add_parser(sub, name, help=help, description=description)
+    _add_data_dir(p, None, "the model's training data (default: the folder its manifest "
+                           "records, else the bundled set)")
     p.add_argument("--name", required=True, help="shipped model name, e.g. gru")
     return p
 
@@ -142,7 +204,7 @@ def _domain_parser(sub, name):
 
 
 def _composite_parser(sub, name):
-    p = sub.add_parser(name, help="ship a weighted mean of shipped models of "
+    p = _add_parser(sub, name, help="ship a weighted mean of shipped models of "
                                   "different architectures",
                        description="Write the manifest of a composite model: the weighted "
                                    "mean of shipped ensembles, with its own output stretch "
@@ -156,19 +218,61 @@ def _composite_parser(sub, name):
                    help="instead, rank every equal-weight combination of these recorded "
                         "models by cross-fitted out-of-fold RMSE (the first one's folds)")
     p.add_argument("--max-size", type=int, default=4,
-                   help="largest combination for --search (default: %(default)s)")
+                   help="largest combination for --search")
 
 
 def _report_parser(sub, name):
-    p = sub.add_parser(name, help="summary table and figures of a study, finished or not",
-                       description="Write a study's summary table (summary.ecsv), its profile "
-                                   "and the paper's figures remade from its finished runs "
-                                   "(PNG) into --out, for the documentation. The light-curve "
-                                   "and [Fe/H] figures need --data-dir; they are skipped "
-                                   "when it is absent.")
-    p.add_argument("--study-dir", type=Path, required=True, help="a folder made by 'study'")
-    p.add_argument("--out", type=Path, required=True, help="output folder, e.g. docs/study")
+    p = _add_parser(sub, name, help="summary table and figures of a cv run or of a study",
+                    description="For a cv run (--run-dir): its metrics beside the peer's and "
+                                "the median label's (summary.ecsv, printed) and its figures "
+                                "(out-of-fold predictions, loss curves). For a study "
+                                "(--study-dir), finished or not: its summary table "
+                                "(summary.ecsv), its profile and the paper's figures remade "
+                                "from its finished runs, for the documentation; the "
+                                "light-curve and [Fe/H] figures need --data-dir.")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--run-dir", type=Path, metavar="DIR", help="a folder made by 'cv'")
+    source.add_argument("--study-dir", type=Path, metavar="DIR",
+                        help="a folder made by 'study' (or by 'cv')")
+    p.add_argument("--out", type=Path, required=True, metavar="DIR",
+                   help="output folder, e.g. docs/study")
     _add_data_dir(p)
+
+
+def explicit_command(subparser, args, skip=("only_folds",)):
+    """The command line of a subcommand with every option spelt out, defaults included.
+
+    What a run records, so that the manifest of a shipped model names
+    everything that made it (the data folder as an absolute path).
+
+    Parameters
+    ----------
+    subparser : argparse.ArgumentParser
+        The subcommand's parser.
+    args : argparse.Namespace
+        Its parsed arguments.
+    skip : sequence of str
+        Destinations left out (``--only-folds`` trains part of a run).
+
+    Returns
+    -------
+    str
+    """
+    words = ["python", "-m", "training", subparser.prog.split()[-1]]
+    for action in subparser._actions:  # argparse has no public list of a parser's options
+        value = getattr(args, action.dest, None)
+        if not action.option_strings or action.dest in skip or value is None or value is False:
+            continue
+        if action.dest == "help":
+            continue
+        option = action.option_strings[-1]
+        if value is True:
+            words.append(option)
+        elif isinstance(value, (list, tuple)):
+            words += [option, *map(str, value)]
+        else:
+            words += [option, str(Path(value).resolve() if action.dest == "data_dir" else value)]
+    return shlex.join(words)
 
 
 def _run_cv(args, parser):
@@ -186,16 +290,22 @@ def _run_cv(args, parser):
         model_kwargs={"units": args.units} if args.units else {},
         augment=args.augment,
     )
+    peer = None if args.peer_column.lower() == "none" else args.peer_column
+    dataset = load_dataset(args.data_dir, peer_column=peer)
+    log.info("%d stars from %s%s", len(dataset), args.data_dir,
+             f"; peer column {dataset.peer_column}" if dataset.peer_column else "; no peer")
     start = time.perf_counter()
-    metrics = run_cross_validation(load_dataset(args.data_dir), config, args.run_dir,
-                                   export=not args.no_export, log=log.info,
-                                   only_folds=args.only_folds)
+    metrics = run_cross_validation(dataset, config, args.run_dir, export=not args.no_export,
+                                   log=log.info, only_folds=args.only_folds,
+                                   label_description=args.label_description,
+                                   command=explicit_command(args.subparser, args))
     log.info("finished in %.0f s (this invocation)", time.perf_counter() - start)
     if metrics is None:  # only some folds were trained: nothing to report yet
         return
     print(json.dumps({"validation": metrics["validation"],
                       "pooled_out_of_fold": metrics["pooled_out_of_fold"],
-                      "pooled_peer": metrics["pooled_peer"]}, indent=2))
+                      "pooled_peer": metrics["pooled_peer"],
+                      "median_baseline": metrics["median_baseline"]}, indent=2))
 
 
 def _run_study(args, parser):
@@ -210,16 +320,32 @@ def _run_study(args, parser):
 
 
 def _run_report(args, parser):
+    from .run_report import is_cv_run, write_run_report
     from .study.report import write_report
 
+    run_dir = args.run_dir or (args.study_dir if is_cv_run(args.study_dir) else None)
+    if run_dir is not None:
+        summary = write_run_report(run_dir, args.out, log=log.info)
+        summary.pprint_all()
+        return
     write_report(args.study_dir, args.out, data_dir=args.data_dir, log=log.info)
+
+
+def _model_data_dir(args):
+    """``--data-dir``, else the folder the shipped model's manifest records, else the bundled set."""
+    from .ship import shipped_data_dir
+
+    if args.data_dir is not None:
+        return args.data_dir
+    recorded = shipped_data_dir(args.name) if (MODELS_DIR / args.name).is_dir() else None
+    return recorded or DEFAULT_DATA_DIR
 
 
 def _run_calibrate(args, parser):
     from .calibration import calibrate_shipped
     from .data import load_dataset
 
-    calibration = calibrate_shipped(args.name, load_dataset(args.data_dir), stretch=args.stretch)
+    calibration = calibrate_shipped(args.name, load_dataset(_model_data_dir(args)), stretch=args.stretch)
     print(json.dumps(calibration, indent=2))
 
 
@@ -227,7 +353,7 @@ def _run_error_model(args, parser):
     from .calibration import shipped_error_model
     from .data import load_dataset
 
-    model = shipped_error_model(args.name, load_dataset(args.data_dir))
+    model = shipped_error_model(args.name, load_dataset(_model_data_dir(args)))
     print(json.dumps(model["crossfit"], indent=2))
 
 
@@ -253,21 +379,32 @@ def _run_domain(args, parser):
     from .data import load_dataset
     from .ship import update_training_domain
 
-    print(json.dumps(update_training_domain(args.name, load_dataset(args.data_dir)), indent=2))
+    print(json.dumps(update_training_domain(args.name, load_dataset(_model_data_dir(args))),
+                     indent=2))
 
 
 def _run_ship(args, parser):
     from .readme import update_readme
     from .ship import record_results, ship_run
 
-    command = args.produced_by or f"python -m training cv --run-dir {args.run_dir}"
-    path = ship_run(args.run_dir, args.name, produced_by=command, make_default=args.default)
-    log.info("shipped %s", path)
+    path = ship_run(args.run_dir, args.name, produced_by=args.produced_by,
+                    make_default=args.default, data_dir=args.data_dir,
+                    models_dir=args.models_dir, replace=args.replace,
+                    label_description=args.label_description)
+    manifest = json.loads(path.read_text())
+    log.info("shipped %s (%d members; trained on %s)", path.parent, len(manifest["members"]),
+             manifest["training_data"]["description"])
+    warning = manifest["quality"].get("warning")
+    if warning:
+        log.warning("WARNING: model %r is %s", args.name, warning)
+    if Path(args.models_dir).resolve() != MODELS_DIR.resolve():
+        log.info("use it as predict_feh(..., model=%r)", str(path.parent))
+        return
     log.info("results recorded in %s", record_results(args.run_dir, args.name))
     if args.default:
         metrics = json.loads((args.run_dir / "metrics.json").read_text())
         readme = Path(__file__).resolve().parents[1] / "README.md"
-        update_readme(readme, metrics, args.name, command)
+        update_readme(readme, metrics, args.name, manifest["produced_by"])
         log.info("README accuracy table updated")
 
 
@@ -286,6 +423,21 @@ COMMANDS = {
 }
 
 
+def build_parser():
+    """The parser of ``python -m training`` and its subcommands."""
+    parser = argparse.ArgumentParser(
+        prog="python -m training", formatter_class=_HelpFormatter,
+        description=__doc__.split("Examples")[0].strip(),
+        epilog="Each subcommand has its own --help. Training data: see "
+               "'python -m training cv --help'.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, (add_parser, _) in COMMANDS.items():
+        add_parser(sub, name)
+    for name, subparser in sub.choices.items():
+        subparser.set_defaults(subparser=subparser)
+    return parser
+
+
 def main(argv=None):
     """Run one subcommand of ``python -m training``.
 
@@ -297,16 +449,26 @@ def main(argv=None):
     Returns
     -------
     int
-        The exit status (0; argument errors exit through `argparse`).
+        The exit status: 0, 2 for a usage or data error (one line on
+        standard error), 130 when interrupted (one line saying how to resume).
     """
-    parser = argparse.ArgumentParser(prog="python -m training", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True)
-    for name, (add_parser, _) in COMMANDS.items():
-        add_parser(sub, name)
+    parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", force=True)
+    quiet_tensorflow()
     _, run = COMMANDS[args.command]
-    run(args, parser)
+    try:
+        if args.command in ("cv", "study"):
+            import_tensorflow_quietly()
+        run(args, parser)
+    except KeyboardInterrupt:
+        where = getattr(args, "run_dir", None) or getattr(args, "study_dir", None)
+        resume = (f"; run the same command again to resume: what {where} holds is kept"
+                  if where and args.command in ("cv", "study") else "")
+        print(f"\ninterrupted{resume}", file=sys.stderr)
+        return 130
+    except _USER_ERRORS as error:
+        args.subparser.exit(2, f"{args.subparser.prog}: error: {error}\n")
     return 0
 
 

@@ -17,6 +17,8 @@ from keras import layers, regularizers
 
 from rrlyrae_metallicity.preprocessing import PAD_VALUE
 
+from .names import RECURRENT
+
 __all__ = [
     "ARCHITECTURES", "RECURRENT", "build_model",
     "build_fcn", "build_resnet", "build_inception",
@@ -327,8 +329,6 @@ ARCHITECTURES = {
     "convgru": build_convgru,
 }
 
-#: Architectures with recurrent layers (they take dropout and regularisers).
-RECURRENT = ("lstm", "bilstm", "gru", "bigru", "convlstm", "convgru")
 
 
 def build_model(name, input_shape, **kwargs):

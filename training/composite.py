@@ -119,7 +119,8 @@ def compose(name, components, dataset, *, produced_by=None, models_dir=MODELS_DI
         cv_metrics={
             "pooled_out_of_fold": regression_metrics(feh, weighted_mean(own_means, components),
                                                      weights),
-            "pooled_peer": regression_metrics(feh, dataset.feh_peer, weights),
+            "pooled_peer": (None if dataset.feh_peer is None
+                            else regression_metrics(feh, dataset.feh_peer, weights)),
             "components_out_of_fold": {c: regression_metrics(feh, m, weights)
                                        for c, m in own_means.items()},
             "n_stars": len(dataset),

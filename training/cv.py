@@ -11,6 +11,9 @@ Layout of a run directory::
       fold_<k>/member_<s>.onnx    exported and verified model
       fold_<k>/member_<s>.export_error.json
                                   why it failed the ONNX check (studies only)
+      data.json                   the data trained on (folder, sha256 of its tables,
+                                  stars, label description, peer column)
+      command.json                the full command that started the run
       metrics.json                CV metrics (mean ± std over folds), peer included
       oof_predictions.ecsv        out-of-fold prediction of every star
 
@@ -40,9 +43,13 @@ from .data import augmented_inputs, density_weights, preprocess
 from .files import write_json
 from .folds import stratified_folds
 from .member import export_member, predict, train_member
-from .metrics import regression_metrics, summarise_folds
+from .metrics import median_baseline, regression_metrics, summarise_folds
 
-__all__ = ["TrainingConfig", "run_cross_validation", "member_file"]
+__all__ = ["TrainingConfig", "RunError", "run_cross_validation", "member_file"]
+
+
+class RunError(ValueError):
+    """A run folder that holds another run (other options or other data), said in one line."""
 
 
 @dataclass
@@ -124,7 +131,8 @@ class _RunData:
     amplitudes: np.ndarray  # of the smoothed light curves, recorded with the predictions
     augmented: np.ndarray | None  # re-sampled inputs, (copies, n_stars, length, 2)
     feh: np.ndarray
-    feh_peer: np.ndarray
+    feh_peer: np.ndarray | None  # a peer's predictions, scored beside ours; None if none
+    peer_column: str | None  # the stars table's column holding them
     weights: np.ndarray  # the paper's density weights: every metric uses them
     train_weights: np.ndarray  # those raised to config.weight_power, mean 1
 
@@ -137,12 +145,40 @@ def _record_config(run_dir, config):
         # defaults, which reproduce the behaviour from before they existed.
         stored = TrainingConfig(**json.loads(config_path.read_text())).to_dict()
         if stored != config.to_dict():
-            raise ValueError(
+            raise RunError(
                 f"{run_dir} holds a run with another configuration; resume it with the "
                 f"same options or choose a new --run-dir.\nstored: {stored}\nasked: {config.to_dict()}"
             )
     else:
         write_json(config_path, config.to_dict())
+
+
+def _peer_metrics(feh, peer, weights):
+    """`regression_metrics` of the peer, or `None` for a data set without one."""
+    return None if peer is None else regression_metrics(feh, peer, weights)
+
+
+def _record_data(run_dir, dataset, label_description, command):
+    """Write ``data.json`` and ``command.json``, or check that a resumed run reads the same data.
+
+    The tables' checksums identify the data: resuming on other data would
+    mix two training sets in one run.
+    """
+    data_path = run_dir / "data.json"
+    record = {**dataset.record, "label_description": label_description}
+    if data_path.exists():
+        stored = json.loads(data_path.read_text())
+        if dataset.record and stored.get("files") != record.get("files"):
+            raise RunError(
+                f"{run_dir} holds a run on other data ({stored.get('path')}, tables "
+                f"{stored.get('files')}); resume it on the same data or choose a new --run-dir")
+        if label_description is None or label_description == stored.get("label_description"):
+            return
+        stored["label_description"] = label_description
+        record = stored
+    write_json(data_path, record)
+    if command is not None and not (run_dir / "command.json").exists():
+        write_json(run_dir / "command.json", {"command": command})
 
 
 def _prepare_data(dataset, config, cache_dir, progress):
@@ -157,7 +193,8 @@ def _prepare_data(dataset, config, cache_dir, progress):
     train_weights = weights**config.weight_power
     train_weights /= train_weights.mean()
     return _RunData(inputs=inputs, amplitudes=amplitudes, augmented=augmented, feh=feh,
-                    feh_peer=dataset.feh_peer, weights=weights, train_weights=train_weights)
+                    feh_peer=dataset.feh_peer, peer_column=dataset.peer_column,
+                    weights=weights, train_weights=train_weights)
 
 
 def _plan_folds(feh, config, run_dir):
@@ -167,13 +204,16 @@ def _plan_folds(feh, config, run_dir):
     return folds
 
 
-def _member_model(data, config, run_dir, fold, member, train_idx, log):
-    """Member ``member`` of fold ``fold``: loaded if saved, else trained and saved."""
+def _member_model(data, config, run_dir, fold, member, train_idx):
+    """Member ``member`` of fold ``fold``: loaded if saved, else trained and saved.
+
+    Returns the model and what its log line says of the training.
+    """
     import keras
 
     member_path = member_file(run_dir, fold, member, ".keras")
     if member_path.exists():
-        return keras.models.load_model(member_path)
+        return keras.models.load_model(member_path), "trained before, loaded"
     start = time.perf_counter()
     seed = config.seed + 1000 * fold + member
     model, history = train_member(
@@ -188,9 +228,9 @@ def _member_model(data, config, run_dir, fold, member, train_idx, log):
     write_json(member_file(run_dir, fold, member, ".json"),
                {"seed": seed, "wall_time_s": wall, "epochs": len(history["loss"]),
                 "history": history})
-    log(f"fold {fold}: member {member} trained in {wall:.0f} s, "
-        f"{len(history['loss'])} epochs, best val loss {min(history['val_loss']):.4f}")
-    return model
+    best = int(np.argmin(history["val_loss"]))
+    return model, (f"{len(history['loss'])} epochs in {wall:.0f} s, best val loss "
+                   f"{history['val_loss'][best]:.4f} (epoch {best + 1})")
 
 
 def _run_fold(data, config, run_dir, folds, fold, oof, *, export, export_atol, export_errors,
@@ -215,39 +255,47 @@ def _run_fold(data, config, run_dir, folds, fold, oof, *, export, export_atol, e
         log(f"fold {fold}: already complete, loading")
     train_preds = []
     for member in range(config.members_per_fold):
-        model = _member_model(data, config, run_dir, fold, member, train_idx, log)
+        model, trained = _member_model(data, config, run_dir, fold, member, train_idx)
         oof[test_idx, member] = predict(model, data.inputs[test_idx])
         train_preds.append(predict(model, data.inputs[train_idx]))
+        check = "no ONNX export"
         if export:
-            export_member(model, member_file(run_dir, fold, member, ".onnx"),
-                          member_file(run_dir, fold, member, ".export_error.json"),
-                          data.inputs[test_idx], atol=export_atol, export_errors=export_errors,
-                          log=log, label=f"fold {fold}: member {member}")
+            check = export_member(model, member_file(run_dir, fold, member, ".onnx"),
+                                  member_file(run_dir, fold, member, ".export_error.json"),
+                                  data.inputs[test_idx], atol=export_atol,
+                                  export_errors=export_errors)
+        log(f"fold {fold} member {member}: {trained}; {check}")
     feh, weights = data.feh, data.weights
     validation = regression_metrics(feh[test_idx], oof[test_idx].mean(axis=1), weights[test_idx])
     training = regression_metrics(feh[train_idx], np.mean(train_preds, axis=0),
                                   weights[train_idx])
-    peer = regression_metrics(feh[test_idx], data.feh_peer[test_idx], weights[test_idx])
+    peer = _peer_metrics(feh[test_idx], None if data.feh_peer is None
+                         else data.feh_peer[test_idx], weights[test_idx])
     if not done.exists():
         write_json(done, {"validation": validation, "training": training, "peer": peer})
-    log(f"fold {fold}: validation RMSE {validation['rmse']:.4f} MAE {validation['mae']:.4f} "
-        f"(peer on the same stars: RMSE {peer['rmse']:.4f} MAE {peer['mae']:.4f})")
+    versus = ("" if peer is None else
+              f" (peer on the same stars: RMSE {peer['rmse']:.4f} MAE {peer['mae']:.4f})")
+    log(f"fold {fold}: validation RMSE {validation['rmse']:.4f} MAE {validation['mae']:.4f}"
+        + versus)
     return validation, training
 
 
 def _out_of_fold_metrics(data, config, run_dir, folds, oof, per_fold_val, per_fold_train):
     """The metrics of the whole run: per-fold summaries, pooled out-of-fold, training time."""
     feh, weights = data.feh, data.weights
-    peer_per_fold = [regression_metrics(feh[folds == k], data.feh_peer[folds == k],
-                                        weights[folds == k]) for k in range(config.n_folds)]
+    peer = data.feh_peer
     return {
         "config": config.to_dict(),
         "n_stars": len(feh),
         "validation": summarise_folds(per_fold_val),
         "training": summarise_folds(per_fold_train),
-        "peer_same_folds": summarise_folds(peer_per_fold),
+        "peer_same_folds": None if peer is None else summarise_folds(
+            [regression_metrics(feh[folds == k], peer[folds == k], weights[folds == k])
+             for k in range(config.n_folds)]),
         "pooled_out_of_fold": regression_metrics(feh, oof.mean(axis=1), weights),
-        "pooled_peer": regression_metrics(feh, data.feh_peer, weights),
+        "pooled_peer": _peer_metrics(feh, peer, weights),
+        "median_baseline": median_baseline(feh, folds, weights),
+        "peer_column": None if peer is None else data.peer_column,
         "wall_time_s": sum(
             json.loads(member_file(run_dir, k, s, ".json").read_text())["wall_time_s"]
             for k in range(config.n_folds) for s in range(config.members_per_fold)
@@ -272,7 +320,8 @@ def _write_results(dataset, data, run_dir, folds, oof, metrics):
     table["feh"] = data.feh
     table["feh_pred"] = oof.mean(axis=1)
     table["feh_pred_members"] = oof
-    table["feh_dg22"] = data.feh_peer
+    if data.feh_peer is not None:
+        table[data.peer_column] = data.feh_peer
     table["fold"] = folds
     table["weight"] = data.weights
     table["amplitude"] = data.amplitudes
@@ -280,7 +329,8 @@ def _write_results(dataset, data, run_dir, folds, oof, metrics):
 
 
 def run_cross_validation(dataset, config, run_dir, *, export=True, log=print, only_folds=None,
-                         cache_dir=None, progress=True, export_atol=1e-5, export_errors="raise"):
+                         cache_dir=None, progress=True, export_atol=1e-5, export_errors="raise",
+                         label_description=None, command=None):
     """Cross-validate ``config`` on ``dataset``, resuming from ``run_dir``.
 
     Parameters
@@ -309,6 +359,11 @@ def run_cross_validation(dataset, config, run_dir, *, export=True, log=print, on
     progress : bool
         Show a progress bar for the pre-processing (each member always shows
         one for its epochs).
+    label_description : str, optional
+        What the labels are (sample, method, scale), recorded in ``data.json``
+        and, by ``ship``, in the manifest.
+    command : str, optional
+        The command that started the run, recorded in ``command.json``.
 
     Returns
     -------
@@ -318,6 +373,7 @@ def run_cross_validation(dataset, config, run_dir, *, export=True, log=print, on
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     _record_config(run_dir, config)
+    _record_data(run_dir, dataset, label_description, command)
     data = _prepare_data(dataset, config, run_dir.parent / "cache" if cache_dir is None
                          else cache_dir, progress)
     folds = _plan_folds(data.feh, config, run_dir)

@@ -1,41 +1,104 @@
-"""Load the labelled Gaia G-band RRab light curves and turn them into model inputs.
+"""Read a labelled training set and turn it into model inputs.
 
-The pre-processing itself lives in `rrlyrae_metallicity.preprocessing`; this
-module only reads the shared data set, calls it (in parallel, with a cache), and
-computes the density weights of the paper.
+A training set is a folder with two tables (`TRAINING_DATA_FORMAT` says
+what they hold; ECSV, CSV, FITS or VOTable, told by the extension):
+
+``stars.<ext>``
+    One row per star: ``source_id``, ``period`` (days; a unit is converted,
+    none means days) and ``feh`` (the label, dex). An optional peer column
+    (``feh_dg22`` in the bundled set, or ``--peer-column``) is scored beside
+    the model on the same stars. Other columns are ignored.
+``lightcurves.<ext>``
+    One row per epoch: ``source_id``, ``mag`` and either ``phase`` (cycles,
+    any zero point; or an angle) or ``time`` (days, or an astropy Time; folded
+    with the star's period).
+
+Everything else (epoch counts, the ranges of the training domain) is derived
+from those. The pre-processing itself lives in
+`rrlyrae_metallicity.preprocessing`; this module reads the tables through the
+package's own readers and adapters, calls the pre-processing (in parallel,
+with a cache), and computes the density weights of the paper.
 """
 
 import hashlib
 import json
 import os
+import signal
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from astropy import units as u
 from astropy.table import Table
+from astropy.time import Time
 from scipy.stats import gaussian_kde
 
-from rrlyrae_metallicity.preprocessing import MIN_EPOCHS, PreprocessingConfig, prepare_inputs
+from rrlyrae_metallicity.adapters import lightcurve_batch
+from rrlyrae_metallicity.exceptions import InputFormatError, LightCurveError
+from rrlyrae_metallicity.gaia.files import FORMATS, read_table
+from rrlyrae_metallicity.preprocessing import (MIN_EPOCHS, PreprocessingConfig, is_magnitude,
+                                               prepare_inputs)
 
-__all__ = ["DEFAULT_DATA_DIR", "Dataset", "load_dataset", "density_weights", "preprocess",
-           "augmented_inputs"]
+__all__ = ["DEFAULT_DATA_DIR", "TRAINING_DATA_FORMAT", "TrainingDataError", "Dataset",
+           "load_dataset", "data_record", "density_weights", "preprocess", "augmented_inputs"]
 
 #: Where the shared data live relative to the repository root.
 DEFAULT_DATA_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "gaia_dr2_rrab_g"
 
+#: The columns of a training set, as ``python -m training cv --help`` and the
+#: documentation describe them.
+TRAINING_DATA_FORMAT = """\
+--data-dir holds two tables (ECSV, CSV, FITS or VOTable; told by the extension):
+  stars.<ext>        one row per star: source_id, period (days; a unit is converted,
+                     none means days), feh (the label, dex); optionally a peer column
+                     (--peer-column) scored beside the model; other columns are ignored
+  lightcurves.<ext>  one row per epoch: source_id, mag, and phase (cycles, or an angle)
+                     or time (days, or an astropy Time in ECSV), folded with the period
+Epoch counts and the training domain are derived from them."""
+
+#: Name of the bundled set's peer column, scored when present and no other is named.
+DEFAULT_PEER_COLUMN = "feh_dg22"
+
+
+class TrainingDataError(ValueError):
+    """A training set that cannot be used, said in one line."""
+
 
 @dataclass
 class Dataset:
-    """The labelled light curves, one entry per star, in ``stars`` order."""
+    """The labelled light curves, one entry per star, in ``stars`` order.
+
+    Attributes
+    ----------
+    stars : `~astropy.table.Table`
+        ``source_id``, ``period`` (d), ``feh``, ``n_epochs`` (usable epochs,
+        derived) and the peer column, if any.
+    phases, mags : list of ndarray
+        Each star's epochs: phase in cycles, magnitude.
+    peer_column : str or None
+        Column of ``stars`` holding a peer's predictions, scored beside ours.
+    record : dict
+        Where the data came from (`data_record`); empty for a set made in
+        memory.
+    """
 
     stars: Table
     phases: list
     mags: list
+    peer_column: str | None = DEFAULT_PEER_COLUMN
+    record: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        if self.peer_column is not None and self.peer_column not in self.stars.colnames:
+            self.peer_column = None
 
     @property
     def periods(self):
-        return np.asarray(self.stars["period"].quantity.to_value("d"), dtype=float)
+        period = self.stars["period"]
+        if getattr(period, "unit", None) is None:
+            return np.asarray(period, dtype=float)
+        return np.asarray(u.Quantity(period).to_value(u.day), dtype=float)
 
     @property
     def feh(self):
@@ -43,39 +106,190 @@ class Dataset:
 
     @property
     def feh_peer(self):
-        return np.asarray(self.stars["feh_dg22"], dtype=float)
+        """The peer's predictions, or `None` when the set has none."""
+        if self.peer_column is None:
+            return None
+        return np.asarray(self.stars[self.peer_column], dtype=float)
 
     def __len__(self):
         return len(self.stars)
 
 
-def load_dataset(data_dir=DEFAULT_DATA_DIR):
-    """Read ``stars.ecsv`` and ``lightcurves.ecsv`` of the Gaia DR2 RRab set.
+def _table_path(data_dir, stem):
+    """The one ``stem.<ext>`` table of ``data_dir``."""
+    found = sorted(p for p in data_dir.glob(f"{stem}.*")
+                   if p.suffix.lower() in FORMATS and p.is_file())
+    if not found:
+        raise TrainingDataError(
+            f"{data_dir} has no {stem} table: expected {stem}.ecsv (or .csv, .fits, .vot); "
+            "see 'python -m training cv --help' for the columns")
+    if len(found) > 1:
+        raise TrainingDataError(f"{data_dir} has {len(found)} {stem} tables "
+                                f"({', '.join(p.name for p in found)}); keep one")
+    return found[0]
+
+
+def _read(path):
+    try:
+        return read_table(path)
+    except InputFormatError as error:
+        raise TrainingDataError(str(error)) from None
+
+
+def _require(table, path, columns, what):
+    missing = [c for c in columns if c not in table.colnames]
+    if missing:
+        raise TrainingDataError(
+            f"{path.name} lacks the column{'s' * (len(missing) > 1)} {', '.join(missing)} "
+            f"({what}); it has {', '.join(table.colnames) or 'none'}")
+
+
+def _finite_column(table, name, path, what, unit=None):
+    """Column ``name`` as floats (in ``unit`` when it carries one), every value finite."""
+    column = table[name]
+    values = column
+    if unit is not None and getattr(column, "unit", None) is not None:
+        try:
+            values = u.Quantity(column).to_value(unit)
+        except u.UnitConversionError:
+            raise TrainingDataError(f"{path.name}: column {name!r} has unit {column.unit}, "
+                                    f"which is not a {what}") from None
+    mask = np.asarray(getattr(column, "mask", np.zeros(len(column), bool)), dtype=bool)
+    try:
+        values = np.asarray(values, dtype=float)
+    except (TypeError, ValueError):
+        raise TrainingDataError(f"{path.name}: column {name!r} holds text, not numbers") from None
+    bad = mask | ~np.isfinite(values)
+    if bad.any():
+        ids = [str(i) for i in np.asarray(table["source_id"])[bad][:3]]
+        raise TrainingDataError(f"{path.name}: {bad.sum()} stars have no valid {name!r} "
+                                f"(e.g. source_id {', '.join(ids)}); remove them or fill it in")
+    return values
+
+
+def _checked_stars(stars, path, peer_column):
+    _require(stars, path, ["source_id", "period", "feh"], "source_id, period in days, feh in dex")
+    ids = np.asarray(stars["source_id"])
+    unique, counts = np.unique(ids, return_counts=True)
+    if (counts > 1).any():
+        raise TrainingDataError(f"{path.name}: source_id {unique[counts > 1][0]} appears "
+                                f"{counts[counts > 1][0]} times; each star needs one row")
+    period = _finite_column(stars, "period", path, "time", u.day)
+    if (period <= 0).any():
+        raise TrainingDataError(f"{path.name}: {np.sum(period <= 0)} periods are not positive")
+    feh = _finite_column(stars, "feh", path, "metallicity")
+    if peer_column == "auto":
+        peer_column = DEFAULT_PEER_COLUMN if DEFAULT_PEER_COLUMN in stars.colnames else None
+    elif peer_column is not None:
+        _require(stars, path, [peer_column], "the peer column named by --peer-column")
+    checked = Table({"source_id": stars["source_id"], "period": period * u.day, "feh": feh})
+    if peer_column is not None:
+        checked[peer_column] = np.asarray(stars[peer_column], dtype=float)
+    return checked, peer_column
+
+
+def _epoch_tables(curves, path):
+    """The light-curve table as the adapters take it: ``phase`` or Time ``time``, and ``mag``."""
+    _require(curves, path, ["source_id", "mag"], "source_id, mag, and phase or time")
+    if "phase" in curves.colnames:
+        columns = {"phase": curves["phase"]}
+    elif "time" in curves.colnames:
+        time = curves["time"]
+        if not isinstance(time, Time):
+            # Bare numbers are days (any zero point: only the folded phase is used).
+            time = Time(_finite_column(curves, "time", path, "time", u.day), format="jd")
+        columns = {"time": time}
+    else:
+        raise TrainingDataError(f"{path.name} has neither a 'phase' nor a 'time' column; it has "
+                                f"{', '.join(curves.colnames)}")
+    return Table({"source_id": curves["source_id"], **columns, "mag": curves["mag"]})
+
+
+def _read_lightcurves(curves, path, stars):
+    """Phases and magnitudes of every star of ``stars``, in its order."""
+    epochs = _epoch_tables(curves, path).group_by("source_id")
+    by_id = {key: i for i, key in enumerate(np.asarray(epochs.groups.keys["source_id"]).tolist())}
+    ids = np.asarray(stars["source_id"]).tolist()
+    missing = [s for s in ids if s not in by_id]
+    if missing:
+        raise TrainingDataError(f"{len(missing)} stars of the stars table have no epochs in "
+                                f"{path.name}, e.g. source_id {', '.join(map(str, missing[:3]))}")
+    groups = [epochs.groups[by_id[s]] for s in ids]
+    try:
+        batch = lightcurve_batch(groups, stars["period"].quantity.to_value(u.day), stars=ids,
+                                 mag_column="mag")
+    except LightCurveError as error:
+        raise TrainingDataError(f"{path.name}: {error}") from None
+    failed = [(s, e) for s, e in zip(ids, batch.errors) if e is not None]
+    if failed:
+        raise TrainingDataError(f"{path.name}: {len(failed)} light curves cannot be read, e.g. "
+                                f"source_id {failed[0][0]}: {failed[0][1]}")
+    return batch.phases, batch.mags
+
+
+def data_record(data_dir, paths, n_stars, peer_column):
+    """What a run records about its data: folder, files and their sha256, stars, peer.
 
     Parameters
     ----------
     data_dir : path-like
-        Folder holding the two ECSV files.
+    paths : sequence of path-like
+        The tables read.
+    n_stars : int
+    peer_column : str or None
+
+    Returns
+    -------
+    dict
+    """
+    return {"path": str(Path(data_dir).resolve()),
+            "files": {Path(p).name: hashlib.sha256(Path(p).read_bytes()).hexdigest()
+                      for p in paths},
+            "n_stars": int(n_stars), "peer_column": peer_column}
+
+
+def load_dataset(data_dir=DEFAULT_DATA_DIR, *, peer_column="auto"):
+    """Read a training set: a stars table and a light-curve table (see the module docstring).
+
+    Parameters
+    ----------
+    data_dir : path-like
+        Folder holding ``stars.<ext>`` and ``lightcurves.<ext>``.
+    peer_column : str, None or "auto"
+        Column of the stars table holding a peer's predictions, scored beside
+        the model's; ``"auto"`` takes ``feh_dg22`` when present, `None` none.
 
     Returns
     -------
     `Dataset`
+
+    Raises
+    ------
+    TrainingDataError
+        In one line, for a missing folder, table or column, a value that is
+        not a number, a star without epochs or with fewer than the
+        pre-processing needs.
     """
     data_dir = Path(data_dir)
-    if not (data_dir / "stars.ecsv").exists():
-        raise FileNotFoundError(
-            f"no stars.ecsv in {data_dir}; pass --data-dir pointing at shared/data/gaia_dr2_rrab_g"
-        )
-    stars = Table.read(data_dir / "stars.ecsv")
-    curves = Table.read(data_dir / "lightcurves.ecsv").group_by("source_id")
-    by_id = {int(key): i for i, key in enumerate(curves.groups.keys["source_id"])}
-    missing = [int(s) for s in stars["source_id"] if int(s) not in by_id]
-    if missing:
-        raise ValueError(f"{len(missing)} stars have no light curve, e.g. {missing[:3]}")
-    groups = [curves.groups[by_id[int(s)]] for s in stars["source_id"]]
-    phases = [np.asarray(g["phase"], dtype=float) for g in groups]
-    mags = [np.asarray(g["mag"], dtype=float) for g in groups]
-    return Dataset(stars=stars, phases=phases, mags=mags)
+    if not data_dir.is_dir():
+        raise TrainingDataError(f"{data_dir} is not a folder; --data-dir names the folder with "
+                                "stars.ecsv and lightcurves.ecsv")
+    stars_path = _table_path(data_dir, "stars")
+    curves_path = _table_path(data_dir, "lightcurves")
+    stars, peer_column = _checked_stars(_read(stars_path), stars_path, peer_column)
+    phases, mags = _read_lightcurves(_read(curves_path), curves_path, stars)
+    n_epochs = np.array([np.count_nonzero(is_magnitude(m)) for m in mags])
+    few = n_epochs < MIN_EPOCHS
+    if few.any():
+        ids = np.asarray(stars["source_id"])[few][:3]
+        raise TrainingDataError(
+            f"{few.sum()} stars have fewer than {MIN_EPOCHS} epochs with a magnitude "
+            f"(e.g. source_id {', '.join(map(str, ids))}); remove them from {stars_path.name}")
+    # Derived, as the package counts a user's star for the domain check.
+    stars["n_epochs"] = n_epochs
+    return Dataset(stars=stars, phases=phases, mags=mags, peer_column=peer_column,
+                   record=data_record(data_dir, [stars_path, curves_path], len(stars),
+                                      peer_column))
 
 
 def density_weights(feh, bandwidth=None):
@@ -98,6 +312,11 @@ def density_weights(feh, bandwidth=None):
     density = gaussian_kde(feh, bw_method=bandwidth)(feh)
     weights = 1.0 / density
     return weights / weights.mean()
+
+
+def _ignore_sigint():
+    """In a worker: leave Ctrl-C to the main process, which says how to resume."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _prepare_chunk(args):
@@ -151,9 +370,17 @@ def preprocess(dataset, config, *, cache_dir=None, workers=None, progress=True):
          config.to_dict(), ids[i:i + chunk])
         for i in range(0, len(dataset), chunk)
     ]
-    with ProcessPoolExecutor(max_workers=workers or os.cpu_count()) as pool:
+    pool = ProcessPoolExecutor(max_workers=workers or os.cpu_count(), initializer=_ignore_sigint)
+    try:
+        # The bar is drawn on a terminal only (disable=None): in a log it is noise.
         results = list(tqdm(pool.map(_prepare_chunk, jobs), total=len(jobs),
-                            desc=f"pre-processing ({config.variant})", disable=not progress))
+                            desc=f"pre-processing ({config.variant})",
+                            disable=None if progress else True))
+    except KeyboardInterrupt:
+        # Ctrl-C: stop at once instead of finishing the queued chunks.
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown()
     inputs = np.concatenate([r[0] for r in results])
     amplitudes = np.concatenate([r[1] for r in results])
     failures = [f for r in results for f in r[2] if f is not None]

@@ -77,6 +77,10 @@ def export_onnx(model, path, check_inputs, *, atol=1e-5, rtol=1e-6):
     import tensorflow as tf
     import tf2onnx
 
+    from .logs import keep_quiet
+
+    keep_quiet()
+
     spec = (tf.TensorSpec((None, *model.input_shape[1:]), tf.float32, name=INPUT_NAME),)
     proto, _ = tf2onnx.convert.from_keras(model, input_signature=spec, opset=OPSET)
     payload = proto.SerializeToString()

@@ -23,7 +23,8 @@ class _EpochProgress:
 
         class Callback(keras.callbacks.Callback):
             def on_train_begin(self, logs=None):
-                self.bar = tqdm(total=total, desc=description, leave=False)
+                # Drawn on a terminal only: in a log file a bar is hundreds of lines.
+                self.bar = tqdm(total=total, desc=description, leave=False, disable=None)
 
             def on_epoch_end(self, epoch, logs=None):
                 self.bar.update(1)
@@ -125,7 +126,7 @@ def predict(model, inputs, batch_size=2048):
     ]) if len(inputs) else np.empty(0)
 
 
-def export_member(model, onnx_path, error_path, check_inputs, *, atol, export_errors, log, label):
+def export_member(model, onnx_path, error_path, check_inputs, *, atol, export_errors):
     """Export one member to ONNX and verify it, unless that was done before.
 
     Parameters
@@ -141,10 +142,12 @@ def export_member(model, onnx_path, error_path, check_inputs, *, atol, export_er
         Tolerance of the check, in dex (`training.export.export_onnx`).
     export_errors : {"raise", "record"}
         Raise a failed check, or record it and go on.
-    log : callable
-        Receives one line of text.
-    label : str
-        Names the member in the log, e.g. ``"fold 0: member 1"``.
+
+    Returns
+    -------
+    str
+        What happened, for the member's log line: the check's largest
+        difference, that it was exported before, or why it was not.
 
     Raises
     ------
@@ -154,8 +157,10 @@ def export_member(model, onnx_path, error_path, check_inputs, *, atol, export_er
     # Looked up at call time, so that tests can replace export_onnx.
     from .export import ExportError, export_onnx
 
-    if onnx_path.exists() or error_path.exists():
-        return
+    if onnx_path.exists():
+        return "ONNX exported before"
+    if error_path.exists():
+        return "NOT exported (failed its ONNX check before)"
     try:
         diff = export_onnx(model, onnx_path, check_inputs, atol=atol)
     except ExportError as error:
@@ -164,6 +169,5 @@ def export_member(model, onnx_path, error_path, check_inputs, *, atol, export_er
         # The check is deterministic: record the failure once instead of retrying on resume.
         write_json(error_path, {"message": str(error), "max_diff": error.max_diff,
                                 "keras_self_diff": error.keras_self_diff})
-        log(f"{label} NOT exported: {error}")
-        return
-    log(f"{label} exported to ONNX, max |ONNX - Keras| = {diff:.2e} dex")
+        return f"NOT exported: {error}"
+    return f"ONNX = Keras within {diff:.1e} dex"

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-__all__ = ["METRICS", "regression_metrics", "summarise_folds"]
+__all__ = ["METRICS", "median_baseline", "regression_metrics", "summarise_folds"]
 
 METRICS = ("r2", "rmse", "mae", "wrmse", "wmae")
 
@@ -53,3 +53,31 @@ def summarise_folds(per_fold):
         }
         for name in METRICS
     }
+
+
+def median_baseline(feh, folds, weights):
+    """`regression_metrics` of predicting each star by the median label of the other folds.
+
+    The floor any model must beat: a network that does no better has learnt
+    nothing from the light curves (too few stars or epochs, or a failed
+    training).
+
+    Parameters
+    ----------
+    feh : array-like
+        Labels (dex).
+    folds : array-like of int
+        Fold of every star.
+    weights : array-like
+        Density weights of the stars.
+
+    Returns
+    -------
+    dict
+        Keys `METRICS`.
+    """
+    feh, folds = np.asarray(feh, dtype=float), np.asarray(folds)
+    pred = np.empty_like(feh)
+    for fold in np.unique(folds):
+        pred[folds == fold] = np.median(feh[folds != fold])
+    return regression_metrics(feh, pred, weights)

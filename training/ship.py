@@ -9,14 +9,15 @@ import numpy as np
 from astropy.table import Table
 
 from rrlyrae_metallicity.manifest import MANIFEST_VERSION, ModelManifest
-from rrlyrae_metallicity.preprocessing import PreprocessingConfig, prepare_inputs
+from rrlyrae_metallicity.preprocessing import PreprocessingConfig, is_magnitude, prepare_inputs
 
 from .cv import member_file
 from .export import INPUT_NAME, OPSET
 from .files import git_commit, sha256
 from .paths import MODELS_DIR, RESULTS_DIR
 
-__all__ = ["MANIFEST_KEYS", "ship_run", "record_results", "data_domain", "update_training_domain"]
+__all__ = ["MANIFEST_KEYS", "ShipError", "ship_run", "record_results", "data_domain",
+           "update_training_domain", "quality_check", "run_data_dir", "shipped_data_dir"]
 
 # Columns of the out-of-fold table kept in the repository: our predictions only,
 # never the shared data's labels or light curves (joined back on source_id).
@@ -26,9 +27,15 @@ _RECORDED_COLUMNS = ("source_id", "fold", "feh_pred", "feh_pred_members", "ampli
 #: a run made before the uncertainty calibration existed, or a checkout without
 #: git, still records ``uncertainty_calibration`` and ``training_commit`` (null).
 MANIFEST_KEYS = ("name", "manifest_version", "architecture", "preprocessing", "onnx", "members",
-                 "training_data", "training_domain", "training_config", "cv_metrics",
+                 "training_data", "training_domain", "training_config", "cv_metrics", "quality",
                  "uncertainty_calibration", "produced_by", "training_commit", "created")
 
+
+class ShipError(ValueError):
+    """A run that cannot be shipped as asked, said in one line."""
+
+
+#: What the manifest says of the bundled training set (recognised by its tables' sha256).
 TRAINING_DATA = {
     "name": "gaia_dr2_rrab_g",
     "description": "Gaia DR2 G-band light curves of 3772 RRab stars toward the bulge and "
@@ -79,9 +86,10 @@ def data_domain(dataset, preprocessing):
     if failed:
         raise RuntimeError(f"{len(failed)} training light curves failed: {failed[:3]}")
     gaps = [curve.max_phase_gap for curve in smoothed]
+    # Counted as the package counts a user's star for the domain check.
+    n_epochs = [np.count_nonzero(is_magnitude(m)) for m in dataset.mags]
     return {"period_d": [float(np.min(dataset.periods)), float(np.max(dataset.periods))],
-            "n_epochs": [int(np.min(dataset.stars["n_epochs"])),
-                         int(np.max(dataset.stars["n_epochs"]))],
+            "n_epochs": [int(np.min(n_epochs)), int(np.max(n_epochs))],
             "max_phase_gap": [float(np.min(gaps)), float(np.max(gaps))]}
 
 
@@ -116,9 +124,114 @@ def update_training_domain(name, dataset, *, models_dir=MODELS_DIR):
     return manifest.training_domain
 
 
+def run_data_dir(run_dir):
+    """The data folder a run was trained on (its ``data.json``), or `None` for an older run."""
+    path = Path(run_dir) / "data.json"
+    return Path(json.loads(path.read_text())["path"]) if path.exists() else None
+
+
+def shipped_data_dir(name, *, models_dir=MODELS_DIR):
+    """The data folder a shipped model records (``training_data.path``), or `None`."""
+    manifest = ModelManifest.read(Path(models_dir) / name / "manifest.json")
+    path = (manifest.training_data or {}).get("path")
+    return Path(path) if path else None
+
+
+def _checked_data(run_dir, data_dir):
+    """The run's data, read again and checked against the checksums it recorded.
+
+    Returns the `training.data.Dataset` (`None` when the data are not on this
+    machine) and the run's ``data.json`` record (empty for an older run).
+    """
+    from .data import DEFAULT_DATA_DIR, TrainingDataError, load_dataset
+
+    record_path = Path(run_dir) / "data.json"
+    record = json.loads(record_path.read_text()) if record_path.exists() else {}
+    if data_dir is None and record_path.exists() and "path" not in record:
+        return None, record  # a data set made in memory: no folder to measure again
+    # Runs made before data.json existed were trained on the bundled set.
+    data_dir = Path(data_dir or record.get("path") or DEFAULT_DATA_DIR)
+    try:
+        dataset = load_dataset(data_dir, peer_column=record.get("peer_column", "auto"))
+    except TrainingDataError:
+        if data_dir.exists():
+            raise
+        return None, record
+    if "files" in record and dataset.record["files"] != record["files"]:
+        raise ShipError(f"the tables in {data_dir} are not those {run_dir} was trained on "
+                        "(their sha256 differ from data.json); give --data-dir the run's data")
+    return dataset, record if "files" in record else {**dataset.record, **record}
+
+
+def _training_data(record, label_description):
+    """The manifest's ``training_data``: what the run was trained on, from its record."""
+    from .data import DEFAULT_DATA_DIR
+
+    description = label_description or record.get("label_description")
+    bundled = (DEFAULT_DATA_DIR / "stars.ecsv").exists() and record.get("files") == {
+        name: sha256(DEFAULT_DATA_DIR / name) for name in ("stars.ecsv", "lightcurves.ecsv")}
+    if not record or (bundled and not description):
+        data = dict(TRAINING_DATA)
+    elif "path" not in record:
+        data = {"name": "in_memory",
+                "description": "a training.data.Dataset made in memory (no data folder recorded)",
+                "label": description or "not described", "label_unit": "dex"}
+    else:
+        folder = Path(record["path"])
+        data = {"name": folder.name,
+                "description": f"{record['n_stars']} labelled light curves from {folder} "
+                               f"({', '.join(record['files'])})",
+                "label": description or "not described (python -m training cv "
+                                        "--label-description says what the labels are)",
+                "label_unit": "dex"}
+    if record:
+        data.update({key: record[key] for key in ("path", "files", "n_stars", "peer_column")
+                     if key in record})
+    return data
+
+
+def quality_check(oof, metrics):
+    """The model's out-of-fold error against predicting every star by the median label.
+
+    Parameters
+    ----------
+    oof : `~astropy.table.Table`
+        A run's ``oof_predictions.ecsv`` (``feh``, ``fold``, ``weight``).
+    metrics : dict
+        Its ``metrics.json``.
+
+    Returns
+    -------
+    dict
+        ``rmse``, ``mae`` and ``r2`` out of fold, the median baseline's
+        (`training.metrics.median_baseline`), ``better_than_median`` and, when
+        it is not, a ``warning`` sentence.
+    """
+    from .metrics import median_baseline
+
+    ours = metrics["pooled_out_of_fold"]
+    baseline = median_baseline(oof["feh"], oof["fold"], oof["weight"])
+    better = bool(ours["rmse"] < baseline["rmse"] and ours["mae"] < baseline["mae"])
+    quality = {"rmse": ours["rmse"], "mae": ours["mae"], "r2": ours["r2"],
+               "median_baseline_rmse": baseline["rmse"], "median_baseline_mae": baseline["mae"],
+               "better_than_median": better}
+    if not better:
+        quality["warning"] = (
+            f"no better than predicting the median label: out-of-fold RMSE "
+            f"{ours['rmse']:.3f} dex and MAE {ours['mae']:.3f} dex against {baseline['rmse']:.3f} "
+            f"and {baseline['mae']:.3f} dex for the median (R² {ours['r2']:.2f}); its [Fe/H] "
+            "carry no information from the light curves (too few stars, or too short a training)")
+    return quality
+
+
 def ship_run(run_dir, name, *, produced_by=None, make_default=False, data_dir=None,
-             models_dir=MODELS_DIR):
+             models_dir=MODELS_DIR, replace=False, label_description=None):
     """Copy the ONNX members of ``run_dir`` to ``rrlyrae_metallicity/data/models/<name>``.
+
+    The manifest describes the data the run recorded in ``data.json``
+    (folder, tables and their sha256, stars, label description), its training
+    domain measured on those data, the run's full command, and how the model
+    compares with predicting the median label (``quality``).
 
     Parameters
     ----------
@@ -127,37 +240,61 @@ def ship_run(run_dir, name, *, produced_by=None, make_default=False, data_dir=No
     name : str
         Model name, as passed to ``predict_feh(model=...)``.
     produced_by : str, optional
-        The command that produced the run, recorded in the manifest.
+        The command that produced the run; by default the one recorded in
+        ``command.json``.
     make_default : bool
         Also record ``name`` as the package's default model.
     data_dir : path-like, optional
-        The training data folder (for the period, epoch-count and phase-coverage
-        ranges; left out of the manifest when the data are absent).
+        The training data folder; by default the one in ``data.json`` (for
+        older runs, the bundled set). Its tables must be those the run
+        recorded. Without the data on this machine the period, epoch-count
+        and phase-coverage ranges are left out.
     models_dir : path-like
-        Where the package keeps its models (tests point it elsewhere).
+        Where the models go (the package's own by default).
+    replace : bool
+        Replace a model of the same name; without it an existing model is
+        never overwritten.
+    label_description : str, optional
+        What the labels are; by default the one given to ``cv``.
 
     Returns
     -------
     Path
         The written ``manifest.json``.
-    """
-    from .data import DEFAULT_DATA_DIR, load_dataset
 
+    Raises
+    ------
+    ShipError
+        If the model exists and ``replace`` is false, a member is missing or
+        failed its ONNX check, or the data are not those of the run.
+    """
     run_dir = Path(run_dir)
+    if not (run_dir / "metrics.json").exists():
+        raise ShipError(f"{run_dir} has no metrics.json: it is not a finished cv run (run the "
+                        "cv command to the end first)")
     metrics = json.loads((run_dir / "metrics.json").read_text())
     config = metrics["config"]
     models_dir = Path(models_dir)
     target = models_dir / name
+    if target.exists() and not replace:
+        raise ShipError(f"a model called {name!r} exists in {models_dir}; choose another "
+                        "--name or pass --replace to overwrite it")
     sources = {(k, s): member_file(run_dir, k, s, ".onnx")
                for k in range(config["n_folds"]) for s in range(config["members_per_fold"])}
     # Check every member before touching the shipped model, which a failure must leave intact.
     if metrics.get("export_failures"):
         failure = metrics["export_failures"][0]
-        raise ValueError(f"fold {failure['fold']} member {failure['member']} of {run_dir} failed "
-                         f"the ONNX check and cannot be shipped: {failure['message']}")
+        raise ShipError(f"fold {failure['fold']} member {failure['member']} of {run_dir} failed "
+                        f"the ONNX check and cannot be shipped: {failure['message']}")
     for source in sources.values():
         if not source.exists():
-            raise FileNotFoundError(f"{source} is missing: run the cv command to the end first")
+            raise ShipError(f"{source} is missing: run the cv command to the end first "
+                            "(without --no-export)")
+    dataset, record = _checked_data(run_dir, data_dir)
+    oof = Table.read(run_dir / "oof_predictions.ecsv")
+    command_path = run_dir / "command.json"
+    recorded_command = (json.loads(command_path.read_text())["command"]
+                        if command_path.exists() else None)
     if target.exists():
         shutil.rmtree(target)
     target.mkdir(parents=True)
@@ -168,9 +305,6 @@ def ship_run(run_dir, name, *, produced_by=None, make_default=False, data_dir=No
         history = json.loads(member_file(run_dir, k, s, ".json").read_text())
         members.append({"file": file_name, "fold": k, "member": s, "seed": history["seed"],
                         "sha256": sha256(target / file_name)})
-    data_dir = Path(data_dir or DEFAULT_DATA_DIR)
-    has_data = (data_dir / "stars.ecsv").exists() and (data_dir / "lightcurves.ecsv").exists()
-    dataset = load_dataset(data_dir) if has_data else None
     manifest = ModelManifest(
         name=name,
         manifest_version=MANIFEST_VERSION,
@@ -178,16 +312,18 @@ def ship_run(run_dir, name, *, produced_by=None, make_default=False, data_dir=No
         preprocessing=config["preprocessing"],
         onnx={"input_name": INPUT_NAME, "opset": OPSET},
         members=members,
-        training_data=TRAINING_DATA,
+        training_data=_training_data(record, label_description),
         training_domain=_training_domain(run_dir, dataset),
         training_config=config,
         cv_metrics={key: metrics[key] for key in
                     ("validation", "training", "peer_same_folds", "pooled_out_of_fold",
                      "pooled_peer", "n_stars", "wall_time_s")},
+        quality=quality_check(oof, metrics),
         # Read by rrlyrae_metallicity.uncertainty at prediction time (null for
         # runs made before the calibration existed: the raw spread is reported).
         uncertainty_calibration=metrics.get("uncertainty"),
-        produced_by=produced_by or f"python -m training cv --run-dir {run_dir}",
+        produced_by=(produced_by or recorded_command
+                     or f"python -m training cv --run-dir {run_dir}"),
         training_commit=git_commit(),
         created=datetime.date.today().isoformat(),
         key_order=MANIFEST_KEYS,

@@ -11,8 +11,9 @@ from pathlib import Path
 
 from rrlyrae_metallicity.preprocessing import VARIANTS, PreprocessingConfig
 
-from ..architectures import ARCHITECTURES, RECURRENT
 from ..cv import TrainingConfig
+from ..names import ARCHITECTURE_NAMES as ARCHITECTURES
+from ..names import RECURRENT
 
 __all__ = ["GRID_AXES", "DESIGNS", "StudyProfile", "PROFILES", "plan_runs"]
 

@@ -215,7 +215,9 @@ def plot_loss_curves(run_dir, path):
     """Figure (3): training and validation loss per fold of one run."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=_FIGSIZE)
-    for k, member in enumerate(sorted(Path(run_dir).glob("fold_*/member_*.json"))):
+    histories = [p for p in sorted(Path(run_dir).glob("fold_*/member_*.json"))
+                 if not p.name.endswith(".export_error.json")]
+    for k, member in enumerate(histories):
         history = json.loads(member.read_text())["history"]
         label = f"{member.parent.name} {member.stem}"
         epochs = np.arange(1, len(history["loss"]) + 1)
@@ -239,9 +241,12 @@ def plot_run_predictions(run_dir, path):
     fig, (scatter, residuals, distributions) = plt.subplots(1, 3, figsize=(15, 4.6))
     plot_true_vs_pred(oof["feh"], oof["feh_pred"], ax=scatter, residual_ax=residuals,
                       label="out-of-fold")
-    peer_error = np.asarray(oof["feh_dg22"] - oof["feh"])
-    residuals.hist(peer_error, bins="auto", histtype="step", color="C1", lw=1.5,
-                   label=f"peer: std = {np.std(peer_error):.3f} dex")
+    peer_column = json.loads((Path(run_dir) / "metrics.json").read_text()).get(
+        "peer_column", "feh_dg22")
+    if peer_column in oof.colnames:
+        peer_error = np.asarray(oof[peer_column] - oof["feh"])
+        residuals.hist(peer_error, bins="auto", histtype="step", color="C1", lw=1.5,
+                       label=f"peer: std = {np.std(peer_error):.3f} dex")
     residuals.legend(fontsize="small")
     bins = np.linspace(min(oof["feh"].min(), oof["feh_pred"].min()),
                        max(oof["feh"].max(), oof["feh_pred"].max()), 41)

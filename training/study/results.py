@@ -38,8 +38,10 @@ def collect_results(study_dir, profile):
         for part in ("validation", "training", "peer_same_folds"):
             prefix = {"validation": "val", "training": "train", "peer_same_folds": "peer"}[part]
             for metric in METRICS:
-                row[f"{prefix}_{metric}"] = metrics[part][metric]["mean"]
-                row[f"{prefix}_{metric}_std"] = metrics[part][metric]["std"]
+                # A data set without a peer column has no peer metrics: NaN.
+                summary = metrics[part] or {metric: {"mean": np.nan, "std": np.nan}}
+                row[f"{prefix}_{metric}"] = summary[metric]["mean"]
+                row[f"{prefix}_{metric}_std"] = summary[metric]["std"]
         for metric in METRICS:
             row[f"pooled_{metric}"] = metrics["pooled_out_of_fold"][metric]
         row["export_failures"] = json.dumps(metrics.get("export_failures", []))
@@ -70,7 +72,7 @@ def summarise(study_dir, results):
                "n_fold_results": len(per_fold["val"])}
         for prefix, folds in per_fold.items():
             for metric in METRICS:
-                values = [f[metric] for f in folds]
+                values = [np.nan if f is None else f[metric] for f in folds]
                 row[f"{prefix}_{metric}"] = float(np.mean(values))
                 row[f"{prefix}_{metric}_std"] = float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
         row["train_time_s"] = float(np.sum(group["train_time_s"]))

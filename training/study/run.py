@@ -92,10 +92,10 @@ def run_study(dataset, profile, study_dir, *, log=print, only=None):
                                        cache_dir=study_dir / "cache", progress=False)
         elapsed = time.perf_counter() - start
         write_json(run_dir / "elapsed.json", {"elapsed_s": elapsed})
-        val = metrics["validation"]
+        val, peer = metrics["validation"], metrics["peer_same_folds"]
         log(f"run {run_id}: done in {elapsed:.0f} s, validation RMSE "
-            f"{val['rmse']['mean']:.4f} ± {val['rmse']['std']:.4f}, "
-            f"peer {metrics['peer_same_folds']['rmse']['mean']:.4f}")
+            f"{val['rmse']['mean']:.4f} ± {val['rmse']['std']:.4f}"
+            + ("" if peer is None else f", peer {peer['rmse']['mean']:.4f}"))
     results = collect_results(study_dir, profile)
     results.write(study_dir / "results.ecsv", overwrite=True)
     summarise(study_dir, results).write(study_dir / "summary.ecsv", overwrite=True)
