@@ -23,6 +23,7 @@ import argparse
 import json
 import logging
 import shlex
+import signal
 import sys
 import time
 from pathlib import Path
@@ -49,8 +50,8 @@ class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
 
     def _get_help_string(self, action):
         text = action.help or ""
-        if ("%(default)" in text or not action.option_strings
-                or action.default in (None, False, argparse.SUPPRESS)):
+        if ("%(default)" in text or not action.option_strings or action.default is None
+                or action.default is False or action.default == argparse.SUPPRESS):
             return text
         return text + " (default: %(default)s)"
 
@@ -457,20 +458,39 @@ def main(argv=None):
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", force=True)
     quiet_tensorflow()
     _, run = COMMANDS[args.command]
+    interrupted = []
+
+    def on_interrupt(signum, frame):
+        interrupted.append(signum)
+        raise KeyboardInterrupt
+
+    # Ctrl-C while TensorFlow traces a graph surfaces as some other error:
+    # the flag tells an interruption from a failure.
+    previous = signal.signal(signal.SIGINT, on_interrupt)
     try:
         if args.command in ("cv", "study"):
             import_tensorflow_quietly()
         run(args, parser)
-    except KeyboardInterrupt:
-        where = getattr(args, "run_dir", None) or getattr(args, "study_dir", None)
-        resume = (f"; run the same command again to resume: what {where} holds is kept"
-                  if where and args.command in ("cv", "study") else "")
-        print(f"\ninterrupted{resume}", file=sys.stderr)
-        return 130
     except _USER_ERRORS as error:
-        args.subparser.exit(2, f"{args.subparser.prog}: error: {error}\n")
+        if not interrupted:
+            args.subparser.exit(2, f"{args.subparser.prog}: error: {error}\n")
+        return _interrupted(args)
+    except BaseException:
+        if not interrupted:
+            raise
+        return _interrupted(args)
+    finally:
+        signal.signal(signal.SIGINT, previous)
     return 0
 
+
+def _interrupted(args):
+    """Say in one line that the run stopped and how to resume it; the exit status 130."""
+    where = getattr(args, "run_dir", None) or getattr(args, "study_dir", None)
+    resume = (f"; run the same command again to resume: what {where} holds is kept"
+              if where and args.command in ("cv", "study") else "")
+    print(f"\ninterrupted{resume}", file=sys.stderr)
+    return 130
 
 if __name__ == "__main__":
     sys.exit(main())

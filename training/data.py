@@ -197,7 +197,8 @@ def _epoch_tables(curves, path):
         time = curves["time"]
         if not isinstance(time, Time):
             # Bare numbers are days (any zero point: only the folded phase is used).
-            time = Time(_finite_column(curves, "time", path, "time", u.day), format="jd")
+            time = Time(_finite_column(curves, "time", path, "time", u.day), format="jd",
+                        scale="tdb")
         columns = {"time": time}
     else:
         raise TrainingDataError(f"{path.name} has neither a 'phase' nor a 'time' column; it has "

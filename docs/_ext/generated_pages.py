@@ -60,23 +60,33 @@ def _metrics_section(name, metrics):
     pooled, pooled_peer = metrics["pooled_out_of_fold"], metrics["pooled_peer"]
     rows = []
     for key, (label, unit) in _METRICS.items():
-        rows.append([label,
-                     f"{ours[key]['mean']:.3f} ± {ours[key]['std']:.3f}{unit}",
-                     f"{peer[key]['mean']:.3f} ± {peer[key]['std']:.3f}{unit}",
-                     f"{pooled[key]:.3f}{unit}", f"{pooled_peer[key]:.3f}{unit}"])
+        row = [label, f"{ours[key]['mean']:.3f} ± {ours[key]['std']:.3f}{unit}"]
+        if peer is not None:
+            row.append(f"{peer[key]['mean']:.3f} ± {peer[key]['std']:.3f}{unit}")
+        row.append(f"{pooled[key]:.3f}{unit}")
+        if pooled_peer is not None:
+            row.append(f"{pooled_peer[key]:.3f}{unit}")
+        rows.append(row)
     n_folds = metrics["config"]["n_folds"]
+    peer_column = metrics.get("peer_column", "feh_dg22")
+    versus = ("The peer is the published Dékány & Grebel (2022) BiLSTM ensemble's own "
+              "out-of-fold prediction for the same stars (``feh_dg22``), scored on the same "
+              "folds. " if peer_column == "feh_dg22" else
+              f"The peer is the training set's ``{peer_column}`` column, scored on the same "
+              "folds. ") if peer is not None else "The training set has no peer column. "
     lines = [
         f"Stratified {n_folds}-fold cross-validation on the {metrics['n_stars']} labelled stars: "
-        "every star is predicted by the models of the one fold that held it out. The peer is "
-        "the published Dékány & Grebel (2022) BiLSTM ensemble's own out-of-fold prediction "
-        "for the same stars (``feh_dg22``), scored on the same folds. Fold columns give the "
+        "every star is predicted by the models of the one fold that held it out. " + versus
+        + "Fold columns give the "
         "mean ± standard deviation over the folds; pooled columns score all stars at once. "
         "The w-metrics weight each star by the inverse density of its label, so that the "
         "metal-poor and metal-rich tails count as much as the crowded middle.",
         "",
     ]
-    lines += _table(["metric", f"{name} (folds)", "peer (folds)", f"{name} (pooled)",
-                     "peer (pooled)"], rows)
+    header = ["metric", f"{name} (folds)", "peer (folds)", f"{name} (pooled)", "peer (pooled)"]
+    if peer is None:
+        header = [header[0], header[1], header[3]]
+    lines += _table(header, rows)
     if "wall_time_s" in metrics:
         lines += [f"Training took {metrics['wall_time_s'] / 60:.0f} min (wall clock).", ""]
     return lines
@@ -176,6 +186,11 @@ def _model_section(name, default):
         "",
         *_indent(manifest.get("produced_by", "(command not recorded)")),
         "",
+    ]
+    warning = (manifest.get("quality") or {}).get("warning")
+    if warning:
+        lines += [".. warning::", "", f"   This model is {warning}.", ""]
+    lines += [
         *_heading("Training data", "^"),
         f"- **Light curves**: {data['description']}.",
         f"- **Labels** ({data.get('label_unit', 'dex')}): {data['label']}.",
@@ -238,8 +253,9 @@ def _stretch_section(manifest, peer):
         return ["The predictions are served as the members output them (no "
                 "``output_stretch`` in the manifest).", ""]
     raw, crossfit = stretch["unstretched_out_of_fold"], stretch["crossfit_out_of_fold"]
-    rows = [[label, f"{raw[key]:.4f}{unit}", f"{crossfit[key]:.4f}{unit}",
-             f"{peer[key]:.4f}{unit}"] for key, (label, unit) in _METRICS.items()]
+    rows = [[label, f"{raw[key]:.4f}{unit}", f"{crossfit[key]:.4f}{unit}"]
+            + ([] if peer is None else [f"{peer[key]:.4f}{unit}"])
+            for key, (label, unit) in _METRICS.items()]
     lines = [
         f"The members' predictions are stretched about the median prediction, "
         f"{stretch['centre_dex']:.3f} dex, by a factor {stretch['factor']:.3f} "
@@ -250,8 +266,8 @@ def _stretch_section(manifest, peer):
         f"fitted on the other folds: {', '.join(f'{f:.3f}' for f in stretch['crossfit_factors'])}).",
         "",
     ]
-    return lines + _table(["metric (pooled)", "unstretched", "stretched (cross-fitted)", "peer"],
-                          rows)
+    header = ["metric (pooled)", "unstretched", "stretched (cross-fitted)", "peer"]
+    return lines + _table(header if peer is not None else header[:3], rows)
 
 
 def write_model_card(path):
