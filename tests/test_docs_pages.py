@@ -117,3 +117,51 @@ def test_model_card_describes_the_composite_by_its_components(tmp_path):
     served = manifest["output_stretch"]["crossfit_out_of_fold"]
     assert f"{served['wrmse']:.4f} dex" in section
     assert "components' single-fold means" in section
+
+
+def _code_blocks(text):
+    """The lines of every fenced (Markdown) or indented code-block (rst) of ``text``."""
+    blocks, current, fenced = [], None, False
+    for line in text.splitlines():
+        if line.startswith("```"):
+            fenced = not fenced
+            if fenced:
+                current = []
+                blocks.append(current)
+            continue
+        if fenced:
+            current.append(line.strip())
+        elif line.startswith("   python -m training"):
+            blocks.append([line.strip()])
+    return [line for block in blocks for line in block]
+
+
+def test_readme_and_retraining_page_agree_on_how_to_retrain():
+    readme = (DOCS.parent / "README.md").read_text()
+    page = (DOCS / "retraining.rst").read_text()
+    for text in (readme, page):
+        assert "from the repository root" in " ".join(text.split())
+        assert ("calibrate and domain need not be run after ship" in text)
+    # The commands that made the shipped default, in the same order in both.
+    made = ["python -m training cv --run-dir runs/gru --members-per-fold 2 --reduce-lr-patience "
+            "20 --patience 50 --max-epochs 800 --weight-power 0 --units 40 32 16",
+            "python -m training ship --run-dir runs/gru --name gru --default",
+            "python -m training calibrate --name gru",
+            "python -m training error-model --name gru"]
+    for text in (readme, page):
+        lines = _code_blocks(text)
+        start = lines.index(made[0])
+        assert lines[start:start + len(made)] == made
+    manifest = registry.read_manifest("gru")
+    assert manifest.produced_by == made[0]
+    assert manifest.output_stretch is not None  # made by calibrate
+    assert "error_model" in manifest.uncertainty_calibration  # made by error-model
+
+
+def test_retraining_page_documents_every_column_of_the_training_data():
+    pytest.importorskip("training", reason="run the tests from the repository root")
+    from training.data import TRAINING_DATA_FORMAT
+
+    page = (DOCS / "retraining.rst").read_text()
+    for column in ("source_id", "period", "feh", "mag", "phase", "time", "--peer-column"):
+        assert f"``{column}``" in page and column in TRAINING_DATA_FORMAT

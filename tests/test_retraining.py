@@ -165,6 +165,19 @@ def test_a_model_no_better_than_the_median_is_shipped_with_a_loud_warning(traine
         load_model(tmp_path / "models" / "flat")
 
 
+def test_rrlyrae_feh_models_shows_the_warning(trained, tmp_path, monkeypatch, capsys):
+    from rrlyrae_metallicity import cli, registry
+
+    run = _run_no_better_than_the_median(trained, tmp_path)
+    ship_run(run, "flat_listed", models_dir=tmp_path / "models", make_default=True)
+    monkeypatch.setattr(registry, "models_directory", lambda: tmp_path / "models")
+    with pytest.warns(RRLyraeMetallicityWarning):
+        assert cli.main(["models"]) == 0
+    listed = capsys.readouterr().out.splitlines()
+    assert listed[0].startswith("flat_listed (default): 3 members (3 folds)")
+    assert listed[1].startswith("  WARNING: no better than predicting the median label")
+
+
 def test_quality_check_compares_with_the_median_of_the_other_folds():
     feh = np.array([-2.0, -1.0, 0.0, -1.5, -0.5, -1.0])
     oof = Table({"feh": feh, "fold": [0, 0, 0, 1, 1, 1], "weight": np.ones(6)})

@@ -5,10 +5,10 @@ not an installed package).
 
 Examples
 --------
-Cross-validate the paper's GRU, export the fold models and ship them::
+Cross-validate on your own labels, export the fold models and ship them::
 
-    python -m training cv --run-dir runs/gru --members-per-fold 3
-    python -m training ship --run-dir runs/gru --name gru
+    python -m training cv --data-dir my_labels --run-dir runs/mine --label-description "..."
+    python -m training ship --run-dir runs/mine --name mine
 
 Recompute the training-domain ranges of a shipped model (out-of-domain flags)::
 
