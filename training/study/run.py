@@ -25,8 +25,10 @@ def _subset(dataset, n_stars, seed):
     keep, _ = train_test_split(np.arange(len(dataset)), train_size=n_stars, random_state=seed,
                                stratify=strata(dataset.feh, 3))
     keep = np.sort(keep)
+    record = dict(dataset.record, n_stars=int(n_stars), subset_seed=seed) if dataset.record else {}
     return Dataset(stars=dataset.stars[keep], phases=[dataset.phases[i] for i in keep],
-                   mags=[dataset.mags[i] for i in keep])
+                   mags=[dataset.mags[i] for i in keep], peer_column=dataset.peer_column,
+                   record=record)
 
 
 def record_profile(study_dir, profile):
@@ -82,7 +84,8 @@ def run_study(dataset, profile, study_dir, *, log=print, only=None):
     runs = [r for r in plan_runs(profile) if only is None or only in r[0]]
     todo = [r for r in runs if not (study_dir / "runs" / r[0] / "metrics.json").exists()]
     log(f"study {profile.name}: {len(runs)} runs, {len(runs) - len(todo)} already finished")
-    for run_id, _, config in tqdm(todo, desc=f"study {profile.name}", unit="run"):
+    # The bar is drawn on a terminal only (disable=None): in a log it is noise.
+    for run_id, _, config in tqdm(todo, desc=f"study {profile.name}", unit="run", disable=None):
         run_dir = study_dir / "runs" / run_id
         start = time.perf_counter()
         log(f"run {run_id}: starting")
