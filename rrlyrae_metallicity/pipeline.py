@@ -23,14 +23,6 @@ __all__ = ["STATUS_OK", "StarPredictions", "predict_batch"]
 #: Value of the ``feh_status`` column for a star with a prediction.
 STATUS_OK = "ok"
 
-# Stars per ONNX Runtime call. Each session keeps a memory arena as large as its
-# largest batch, so this, not the catalogue or chunk size, bounds that memory.
-# Measured on 3772 inputs (2 cores): at 1024 stars a convolutional member held
-# about 1 GB (every shipped model loaded at once: 13.8 GB); at 256 it holds a
-# quarter of that and runs as fast or faster (convgru 494 against 593 us per
-# star and member; gru 64 against 65).
-ONNX_BATCH = 256
-
 
 @dataclass
 class StarPredictions:
@@ -127,7 +119,7 @@ def predict_batch(batch, ensemble):
     feh = np.full(n_stars, np.nan)
     std = np.full(n_stars, np.nan)
     if good.any():
-        members = ensemble.stretch(ensemble.predict_members(inputs[good], batch_size=ONNX_BATCH))
+        members = ensemble.stretch(ensemble.predict_members(inputs[good]))
         feh[good] = ensemble.mean(members)
         std[good] = ensemble.uncertainty(members, [smoothed[i] for i in np.flatnonzero(good)],
                                          batch.periods[good])

@@ -23,6 +23,7 @@ by `rrlyrae_metallicity.preprocessing` (finite, merged, weighted).
 """
 
 import contextlib
+import functools
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -274,12 +275,24 @@ def smooth_batch(epochs, n_phases, stars):
     order = np.argsort([e[0].size for e in epochs], kind="stable")
     chunks = [order[i:i + _BATCH_SIZE] for i in range(0, order.size, _BATCH_SIZE)]
     results = [None] * len(epochs)
-    with _single_threaded_blas(), ThreadPoolExecutor(_workers(len(chunks))) as pool:
-        for rows, chunk in zip(chunks, pool.map(
-                lambda rows: smooth_chunk([epochs[i] for i in rows], n_phases), chunks)):
-            for i, (coef, phase_max, grid_mag) in zip(rows, zip(*chunk)):
-                results[i] = _batch_result(epochs[i], coef, phase_max, grid_mag, n_phases,
-                                           stars[i])
+    def smooth(rows):
+        return smooth_chunk([epochs[i] for i in rows], n_phases)
+
+    with _single_threaded_blas():
+        workers = _workers(len(chunks))
+        if workers == 1:  # one chunk (a few stars): a thread would only cost its start
+            smoothed = map(smooth, chunks)
+        else:
+            pool = ThreadPoolExecutor(workers)
+            smoothed = pool.map(smooth, chunks)
+        try:
+            for rows, chunk in zip(chunks, smoothed):
+                for i, (coef, phase_max, grid_mag) in zip(rows, zip(*chunk)):
+                    results[i] = _batch_result(epochs[i], coef, phase_max, grid_mag, n_phases,
+                                               stars[i])
+        finally:
+            if workers > 1:
+                pool.shutdown()
     return results
 
 
@@ -295,11 +308,24 @@ def _single_threaded_blas():
     matrices of ~50 x 50 (10-20 times slower on a loaded 2-core machine);
     the chunks run in parallel threads instead.
     """
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
+    controller = _blas_controller()
+    if controller is None:
         return contextlib.nullcontext()
-    return threadpool_limits(1, user_api="blas")
+    return controller.limit(limits=1, user_api="blas")
+
+
+@functools.lru_cache(maxsize=1)
+def _blas_controller():
+    """threadpoolctl's view of the loaded BLAS libraries, found once (`None` without it).
+
+    Finding them scans every loaded shared library (about 2 ms): per call, it
+    cost a single-star prediction more than its smoothing.
+    """
+    try:
+        from threadpoolctl import ThreadpoolController
+    except ImportError:
+        return None
+    return ThreadpoolController()
 
 
 def reject_outliers(epochs, threshold, *, min_epochs, max_rejected=3, scale_floor=0.01):

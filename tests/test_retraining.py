@@ -98,6 +98,8 @@ def test_cv_then_ship_then_predict_with_ones_own_labels(trained):
                  "--architecture gru", f"--run-dir {trained['run']}"):
         assert part in command
     assert manifest["cv_metrics"]["pooled_peer"] is None
+    # GRU members are shipped with native ONNX GRU nodes (fast single-star calls).
+    assert manifest["onnx"]["graph"] == "native_gru" and manifest["onnx"]["batch_size"] == 64
     assert manifest["quality"]["better_than_median"] is True
 
     star = simulate.simulate_stars(1, seed=21)[0]
@@ -116,7 +118,8 @@ def test_cv_logs_one_line_per_member_and_no_tensorflow_noise(trained):
     assert len(members) == 3
     for fold, line in enumerate(members):
         assert re.search(rf"fold {fold} member 0: 10 epochs in \d+ s, best val loss [\d.]+ "
-                         r"\(epoch \d+\); ONNX = Keras within [\d.e+-]+ dex$", line), line
+                         r"\(epoch \d+\); ONNX = Keras within [\d.e+-]+ dex \(native GRU: [\d.e+-]+\)$",
+                         line), line
     assert "no peer" in lines[0]
 
 

@@ -444,3 +444,35 @@ def test_killed_training_run_resumes_without_retraining(tmp_path):
         assert keras.models.load_model(path) is not None, path
     assert len(list(run_dir.glob("fold_*/member_*.keras"))) == 2
     assert json.loads((run_dir / "metrics.json").read_text())["n_stars"] == len(dataset)
+
+
+def test_a_gru_export_is_rewritten_with_native_gru_nodes(tmp_path):
+    import onnx
+    import onnxruntime as ort
+
+    from training.native_onnx import NativeConversionError, convert_member, gru_weights
+
+    rng = np.random.default_rng(3)
+    model = build_gru((16, 2), units=(5, 4, 3), label_mean=-1.4, label_std=0.5)
+    x = rng.normal(size=(64, 16, 2)).astype(np.float32)
+    loop = tmp_path / "loop.onnx"
+    export_onnx(model, loop, x)
+    native = tmp_path / "native.onnx"
+    diff = convert_member(loop, native, x)
+    assert diff < 1e-5
+    ops = [node.op_type for node in onnx.load(str(native)).graph.node]
+    assert ops.count("GRU") == 3 and "Loop" not in ops
+    session = ort.InferenceSession(str(native), providers=["CPUExecutionProvider"])
+    keras_out = np.asarray(model(x, training=False)).ravel()
+    one_by_one = np.concatenate([session.run(None, {"lightcurve": x[i:i + 1]})[0].ravel()
+                                 for i in range(len(x))])
+    assert np.max(np.abs(one_by_one - keras_out)) < 1e-5
+    layers, dense, (scale, offset) = gru_weights(onnx.load(str(loop)))
+    assert [layer["recurrent"].shape[0] for layer in layers] == [5, 4, 3]
+    assert (scale, offset) == pytest.approx((0.5, -1.4))
+
+    fcn = build_model("fcn", (16, 2), filters=(4, 4, 4))
+    export_onnx(fcn, tmp_path / "fcn.onnx", x)
+    with pytest.raises(NativeConversionError, match="not a tf2onnx export of the gru"):
+        convert_member(tmp_path / "fcn.onnx", tmp_path / "fcn_native.onnx", x)
+    assert not (tmp_path / "fcn_native.onnx").exists()

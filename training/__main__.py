@@ -35,6 +35,7 @@ from .cv import RunError, TrainingConfig
 from .data import DEFAULT_DATA_DIR, TRAINING_DATA_FORMAT, TrainingDataError
 from .logs import import_tensorflow_quietly, quiet_tensorflow
 from .names import ARCHITECTURE_NAMES
+from .native_onnx import NativeConversionError
 from .paths import MODELS_DIR
 from .ship import ShipError
 
@@ -42,7 +43,7 @@ log = logging.getLogger("training")
 
 #: Errors that end a subcommand with one line and exit status 2: what the user
 #: gave is wrong, not the code.
-_USER_ERRORS = (TrainingDataError, RunError, ShipError, ModelError)
+_USER_ERRORS = (TrainingDataError, RunError, ShipError, ModelError, NativeConversionError)
 
 
 class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
@@ -204,6 +205,18 @@ def _domain_parser(sub, name):
         "model's manifest (training_domain), used for the feh_domain flags.")
 
 
+def _native_parser(sub, name):
+    p = _shipped_model_parser(
+        sub, name, "rewrite a shipped gru ensemble's members with native ONNX GRU nodes",
+        "Rewrite each ONNX member of a shipped gru ensemble (exported by tf2onnx as one "
+        "Loop per layer, about 6,000 operator calls per prediction) with one native GRU "
+        "node per layer and the same weights, check it against the original on the "
+        "training inputs (1e-5 dex), and record the new checksums and the batch size in the "
+        "manifest. One star then costs 0.12 ms per member instead of 2.7 ms.")
+    p.add_argument("--models-dir", type=Path, default=MODELS_DIR, metavar="DIR",
+                   help="where the model is")
+
+
 def _composite_parser(sub, name):
     p = _add_parser(sub, name, help="ship a weighted mean of shipped models of "
                                   "different architectures",
@@ -358,6 +371,15 @@ def _run_error_model(args, parser):
     print(json.dumps(model["crossfit"], indent=2))
 
 
+def _run_native(args, parser):
+    from .data import load_dataset
+    from .native_onnx import nativize_shipped
+
+    worst = nativize_shipped(args.name, load_dataset(_model_data_dir(args)),
+                             models_dir=args.models_dir)
+    log.info("%s: every member rewritten; largest difference %.2g dex", args.name, worst)
+
+
 def _run_composite(args, parser):
     from .composite import compose, parse_components, rank_combinations
     from .data import load_dataset
@@ -419,6 +441,7 @@ COMMANDS = {
     "calibrate": (_calibrate_parser, _run_calibrate),
     "error-model": (_error_model_parser, _run_error_model),
     "domain": (_domain_parser, _run_domain),
+    "native": (_native_parser, _run_native),
     "composite": (_composite_parser, _run_composite),
     "report": (_report_parser, _run_report),
 }

@@ -233,6 +233,12 @@ def _member_model(data, config, run_dir, fold, member, train_idx):
                    f"{history['val_loss'][best]:.4f} (epoch {best + 1})")
 
 
+def _native(config):
+    """Whether the members are rewritten with native GRU nodes: unmasked ``gru`` stacks."""
+    return (config.architecture == "gru"
+            and PreprocessingConfig(**config.preprocessing).variant != "raw")
+
+
 def _run_fold(data, config, run_dir, folds, fold, oof, *, export, export_atol, export_errors,
               log):
     """Load or train, predict and export every member of one fold, and score the fold.
@@ -263,7 +269,7 @@ def _run_fold(data, config, run_dir, folds, fold, oof, *, export, export_atol, e
             check = export_member(model, member_file(run_dir, fold, member, ".onnx"),
                                   member_file(run_dir, fold, member, ".export_error.json"),
                                   data.inputs[test_idx], atol=export_atol,
-                                  export_errors=export_errors)
+                                  export_errors=export_errors, native=_native(config))
         log(f"fold {fold} member {member}: {trained}; {check}")
     feh, weights = data.feh, data.weights
     validation = regression_metrics(feh[test_idx], oof[test_idx].mean(axis=1), weights[test_idx])

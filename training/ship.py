@@ -190,6 +190,18 @@ def _training_data(record, label_description):
     return data
 
 
+def _onnx_record(member_path):
+    """The manifest's ``onnx``: input name, opset, and for native GRU members their batch size."""
+    import onnx
+
+    from .native_onnx import NATIVE_BATCH_SIZE
+
+    record = {"input_name": INPUT_NAME, "opset": OPSET}
+    if any(node.op_type == "GRU" for node in onnx.load(str(member_path)).graph.node):
+        record.update(graph="native_gru", batch_size=NATIVE_BATCH_SIZE)
+    return record
+
+
 def quality_check(oof, metrics):
     """The model's out-of-fold error against predicting every star by the median label.
 
@@ -310,7 +322,7 @@ def ship_run(run_dir, name, *, produced_by=None, make_default=False, data_dir=No
         manifest_version=MANIFEST_VERSION,
         architecture=config["architecture"],
         preprocessing=config["preprocessing"],
-        onnx={"input_name": INPUT_NAME, "opset": OPSET},
+        onnx=_onnx_record(target / members[0]["file"]),
         members=members,
         training_data=_training_data(record, label_description),
         training_domain=_training_domain(run_dir, dataset),
