@@ -643,6 +643,9 @@ def bounded_brent(func, upper, xatol=1e-5, maxiter=500):
         The minimising abscissa of each star.
     """
     golden_mean, sqrt_eps = 0.5 * (3.0 - np.sqrt(5.0)), np.sqrt(2.2e-16)
+    if upper.size == 1:
+        return np.array([_bounded_brent_one(func, float(upper[0]), xatol, maxiter, golden_mean,
+                                            sqrt_eps)])
     lower = np.zeros_like(upper)
     xf = lower + golden_mean * (upper - lower)
     fx = func(xf)
@@ -657,6 +660,63 @@ def bounded_brent(func, upper, xatol=1e-5, maxiter=500):
         new = _brent_step(st, func, xm, tol1, golden_mean)
         st = {key: np.where(active, new[key], st[key]) for key in st}
     return st["xf"]
+
+
+def _sign(x):
+    return int(x > 0) - int(x < 0)
+
+
+def _bounded_brent_one(func, upper, xatol, maxiter, golden_mean, sqrt_eps):
+    """`bounded_brent` for one star: the same arithmetic on Python floats.
+
+    A single-star call spent most of its time in numpy's per-operation cost
+    on arrays of one element; the steps, and so the result, are those of
+    `_brent_step` (tested to be identical).
+    """
+    def f(x):
+        return float(func(np.array([x]))[0])
+
+    golden_mean, sqrt_eps = float(golden_mean), float(sqrt_eps)
+    a, b = 0.0, upper
+    xf = a + golden_mean * (b - a)
+    fx = f(xf)
+    nfc, fnfc, fulc, ffulc, e, rat = xf, fx, xf, fx, 0.0, 0.0
+    for _ in range(maxiter):
+        xm = 0.5 * (a + b)
+        tol1 = sqrt_eps * abs(xf) + xatol / 3.0
+        if not abs(xf - xm) > (2.0 * tol1 - 0.5 * (b - a)):
+            break
+        tol2 = 2.0 * tol1
+        r = (xf - nfc) * (fx - ffulc)
+        q = (xf - fulc) * (fx - fnfc)
+        p = (xf - fulc) * q - (xf - nfc) * r
+        q = 2.0 * (q - r)
+        if q > 0.0:
+            p = -p
+        q = abs(q)
+        accept = (abs(e) > tol1 and abs(p) < abs(0.5 * q * e) and p > q * (a - xf)
+                  and p < q * (b - xf))
+        parabolic = p / q if accept else 0.0
+        x = xf + parabolic
+        if (x - a) < tol2 or (b - x) < tol2:
+            parabolic = (_sign(xm - xf) + ((xm - xf) == 0)) * tol1
+        golden_e = a - xf if xf >= xm else b - xf
+        e = rat if accept else golden_e
+        rat = parabolic if accept else golden_mean * golden_e
+        x = xf + (_sign(rat) + (rat == 0)) * max(abs(rat), tol1)
+        fu = f(x)
+        keep_second = fu <= fnfc or nfc == xf
+        keep_third = not keep_second and (fu <= ffulc or fulc == xf or fulc == nfc)
+        if fu <= fx:
+            a, b = (xf, b) if x >= xf else (a, xf)
+            nfc, fnfc, fulc, ffulc, xf, fx = xf, fx, nfc, fnfc, x, fu
+        else:
+            a, b = (x, b) if x < xf else (a, x)
+            if keep_second:
+                nfc, fnfc, fulc, ffulc = x, fu, nfc, fnfc
+            elif keep_third:
+                fulc, ffulc = x, fu
+    return xf
 
 
 def _brent_step(st, func, xm, tol1, golden_mean):

@@ -194,6 +194,10 @@ def test_batch_smoother_penalty_search_is_scipys_bounded_brent():
         ref = minimize_scalar(lambda x: func(np.full(centres.size, x))[i],
                               bounds=(0, upper[i]), method="bounded")
         assert mine[i] == ref.x
+        # One star at a time (the scalar path of single-star calls): the same steps.
+        alone = bounded_brent(lambda x, i=i: func(np.full(centres.size, x[0]))[i:i + 1],
+                              upper[i:i + 1])
+        assert alone.shape == (1,) and alone[0] == mine[i]
 
 
 def test_batch_smoother_is_independent_of_the_other_stars_and_padding():
