@@ -269,6 +269,13 @@ def _broken(stars, curves, case):
         curves.rename_column("phase", "cycle")
     elif case == "negative period":
         stars["period"][0] = -0.5
+    elif case == "blank phases":
+        star = curves["source_id"] == stars["source_id"][5]
+        phase = np.ma.MaskedArray(np.asarray(curves["phase"]), mask=False)
+        phase.mask[np.flatnonzero(star)[:20]] = True  # 10 of its 30 epochs keep a phase
+        curves["phase"] = phase
+    elif case == "no rows":
+        curves = curves[:0]
     return stars, curves
 
 
@@ -277,12 +284,14 @@ def _broken(stars, curves, case):
                r"it has source_id, period"),
     ("period in mag", "column 'period' has unit mag, which is not a time"),
     ("text label", "column 'feh' holds text, not numbers"),
-    ("missing label", r"1 stars have no valid 'feh' \(e.g. source_id \d+\)"),
+    ("missing label", r"1 star has no valid 'feh' \(e.g. source_id \d+\)"),
     ("duplicate star", r"source_id \d+ appears 2 times"),
-    ("star without epochs", r"1 stars of the stars table have no epochs in lightcurves.ecsv"),
-    ("too few epochs", r"1 stars have fewer than \d+ epochs with a magnitude"),
+    ("star without epochs", r"1 star of the stars table has no epochs in lightcurves.ecsv"),
+    ("too few epochs", r"1 star has fewer than \d+ epochs with a phase"),
     ("no phase or time", "lightcurves.ecsv has neither a 'phase' nor a 'time' column"),
-    ("negative period", "1 periods are not positive"),
+    ("negative period", "1 period is not positive"),
+    ("blank phases", r"1 star has fewer than 15 epochs with a phase \(or time\) and a magnitude"),
+    ("no rows", "lightcurves.ecsv has no rows"),
 ])
 def test_unusable_training_data_is_refused_in_one_line(example_tables, tmp_path, case, message):
     folder = _write(tmp_path / "data", *_broken(*example_tables, case))
@@ -367,7 +376,7 @@ def test_every_option_has_help_and_shows_its_default():
             if not action.option_strings or action.dest == "help":
                 continue
             assert action.help, f"{name} {action.option_strings[-1]} has no help"
-            if (action.default is not None and action.default is not False
+            if (action.default is not None and action.nargs != 0
                     and "%(default)" not in action.help):
                 assert f"(default: {action.default})" in " ".join(text.split()), (
                     name, action.option_strings[-1])
@@ -419,3 +428,113 @@ def test_the_example_labels_are_on_another_scale(example_tables):
     stars, _ = example_tables
     truth = simulate.simulate_stars(12, seed=3)["feh_simulated"]
     assert np.allclose(stars["feh"], EXAMPLE_SCALE["stretch"] * truth + EXAMPLE_SCALE["shift"])
+
+
+def test_the_cache_of_model_inputs_follows_the_light_curves(example_tables, tmp_path):
+    """Other magnitudes for the same stars, periods and epoch counts are other inputs."""
+    from training.data import preprocess
+
+    stars, curves = example_tables
+    noisy = curves.copy()
+    noisy["mag"] = 15.0 + np.random.default_rng(1).normal(0, 0.3, len(curves))
+    config = PreprocessingConfig(n_phases=32)
+    cache = tmp_path / "cache"
+    first, _ = preprocess(load_dataset(_write(tmp_path / "a", stars, curves)), config,
+                          cache_dir=cache, progress=False)
+    second, _ = preprocess(load_dataset(_write(tmp_path / "b", stars, noisy)), config,
+                           cache_dir=cache, progress=False)
+    assert len(list(cache.iterdir())) == 2
+    assert not np.allclose(first, second)
+
+
+def test_text_identifiers_are_accepted(example_tables, tmp_path):
+    from training.data import preprocess
+
+    stars, curves = example_tables
+    names = {s: f"Gaia DR3 {s}" for s in np.asarray(stars["source_id"]).tolist()}
+    stars, curves = stars.copy(), curves.copy()
+    stars["source_id"] = [names[s] for s in stars["source_id"].tolist()]
+    curves["source_id"] = [names[s] for s in curves["source_id"].tolist()]
+    dataset = load_dataset(_write(tmp_path / "text_ids", stars, curves))
+    inputs, _ = preprocess(dataset, PreprocessingConfig(n_phases=32),
+                           cache_dir=tmp_path / "cache", progress=False)
+    assert inputs.shape == (12, 32, 2) and np.isfinite(inputs).all()
+
+
+def test_blank_peer_values_are_not_scored(simulated_training_set, tmp_path):
+    from training.data import Dataset
+
+    stars = simulated_training_set.stars.copy()
+    peer = np.asarray(stars["feh_dg22"], dtype=float)
+    peer[::3] = np.nan  # blank for a third of the stars; the others are feh + 0.1
+    stars["feh_dg22"] = peer
+    dataset = Dataset(stars=stars, phases=simulated_training_set.phases,
+                      mags=simulated_training_set.mags)
+    config = TrainingConfig(preprocessing=PreprocessingConfig(n_phases=32).to_dict(), n_folds=2,
+                            n_bins=3, max_epochs=1, patience=1, batch_size=64, run_eagerly=True)
+    metrics = run_cross_validation(dataset, config, tmp_path / "run", export=False,
+                                   log=lambda line: None, cache_dir=tmp_path / "cache")
+    assert metrics["pooled_peer"]["rmse"] == pytest.approx(0.1)
+    assert metrics["peer_same_folds"]["rmse"]["mean"] == pytest.approx(0.1)
+    assert metrics["peer_n_stars"] == np.isfinite(peer).sum()
+
+
+def test_a_peer_column_of_text_is_refused_in_one_line(example_tables, tmp_path):
+    stars, curves = example_tables
+    stars = stars.copy()
+    stars["mypeer"] = ["x"] * len(stars)
+    folder = _write(tmp_path / "data", stars, curves)
+    with pytest.raises(TrainingDataError, match="the peer column 'mypeer' holds text"):
+        load_dataset(folder, peer_column="mypeer")
+
+
+@pytest.mark.parametrize("n_folds, message", [
+    (1, "cross-validation needs at least 2 folds, not 1"),
+    (5, "12 stars cannot be split into 5 folds stratified on 10 \\[Fe/H\\] bins"),
+])
+def test_folds_that_cannot_be_made_are_refused_in_one_line(example_tables, tmp_path, n_folds,
+                                                           message):
+    dataset = load_dataset(_write(tmp_path / "data", *example_tables))
+    with pytest.raises(RunError, match=message) as error:
+        run_cross_validation(dataset, TrainingConfig(n_folds=n_folds), tmp_path / "run",
+                             log=lambda line: None, cache_dir=tmp_path / "cache")
+    assert "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize("name", ["../elsewhere", "default", "a/b", ""])
+def test_ship_refuses_names_that_model_name_could_not_reach(trained, tmp_path, name):
+    with pytest.raises(ShipError, match="cannot name a model"):
+        ship_run(trained["run"], name, models_dir=tmp_path / "models")
+    assert not (tmp_path / "models").exists() and not (tmp_path / "elsewhere").exists()
+
+
+@pytest.mark.parametrize("command", ["calibrate", "error-model", "domain"])
+def test_refining_an_unknown_model_is_refused_in_one_line(command):
+    result = _training(command, "--name", "no_such_model")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        f"python -m training {command}: error: no model called 'no_such_model' in "
+        f"{REPOSITORY / 'rrlyrae_metallicity' / 'data' / 'models'}: give the name of a model "
+        "shipped into the package (python -m training ship --name NAME)"]
+
+
+def test_a_stretch_is_kept_only_when_it_helps_out_of_fold():
+    from training.calibration import stretch_helps
+
+    def stretch(crossfit, unstretched):
+        return {"crossfit_out_of_fold": {"rmse": crossfit, "wrmse": crossfit},
+                "unstretched_out_of_fold": {"rmse": unstretched, "wrmse": unstretched}}
+
+    assert stretch_helps(stretch(0.17, 0.18))
+    assert not stretch_helps(stretch(0.425, 0.371))  # a weak model's stretch, made worse
+    # The shipped default's own numbers: the stretch helps.
+    from rrlyrae_metallicity.registry import read_manifest
+
+    assert stretch_helps(read_manifest("gru").output_stretch)
+
+
+def test_flags_do_not_claim_a_default():
+    cv_help = " ".join(build_parser().parse_known_args(["calibrate", "--name", "x"])[0]
+                       .subparser.format_help().split())
+    assert "--no-stretch leave the predictions unstretched (removes output_stretch)" in cv_help
+    assert "(default: True)" not in cv_help

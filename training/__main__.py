@@ -52,7 +52,8 @@ class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
     def _get_help_string(self, action):
         text = action.help or ""
         if ("%(default)" in text or not action.option_strings or action.default is None
-                or action.default is False or action.default == argparse.SUPPRESS):
+                or action.nargs == 0  # a flag: its default is its absence
+                or action.default == argparse.SUPPRESS):
             return text
         return text + " (default: %(default)s)"
 
@@ -63,7 +64,8 @@ def _add_parser(sub, name, **kwargs):
 
 def _add_data_dir(parser, default=DEFAULT_DATA_DIR, help=None):
     parser.add_argument("--data-dir", type=Path, default=default, metavar="DIR",
-                        help=help or "folder with the stars and light-curve tables (see below)")
+                        help=help or "folder with the stars and light-curve tables (their "
+                                     "columns: python -m training cv --help)")
 
 
 def _cv_parser(sub, name):
@@ -76,7 +78,8 @@ def _cv_parser(sub, name):
                    help="output and checkpoint folder (created)")
     p.add_argument("--label-description", default=None, metavar="TEXT",
                    help="what the labels are (sample, method, metallicity scale), recorded in "
-                        "the run and in the manifest of the shipped model")
+                        "the run and in the manifest of the shipped model (default: none; the "
+                        "manifest then says the labels are not described)")
     p.add_argument("--peer-column", default="auto", metavar="COLUMN",
                    help="column of the stars table with another method's [Fe/H], scored "
                         "beside the model ('auto': feh_dg22 when present; 'none': no peer)")
@@ -345,29 +348,50 @@ def _run_report(args, parser):
     write_report(args.study_dir, args.out, data_dir=args.data_dir, log=log.info)
 
 
-def _model_data_dir(args):
-    """``--data-dir``, else the folder the shipped model's manifest records, else the bundled set."""
+def _model_data_dir(args, *, needs_results=False):
+    """``--data-dir``, else the folder the shipped model's manifest records, else the bundled set.
+
+    Also checks that ``--name`` is a model shipped in the package (and, with
+    ``needs_results``, that its out-of-fold results are recorded), in one line.
+    """
+    from .paths import RESULTS_DIR
     from .ship import shipped_data_dir
 
+    models_dir = Path(getattr(args, "models_dir", MODELS_DIR))
+    if not (models_dir / args.name / "manifest.json").is_file():
+        raise ShipError(f"no model called {args.name!r} in {models_dir}: give the name of a "
+                        "model shipped into the package (python -m training ship --name NAME)")
+    if needs_results and not (RESULTS_DIR / args.name / "oof_predictions.ecsv").is_file():
+        raise ShipError(f"{args.name!r} has no recorded results in {RESULTS_DIR / args.name} "
+                        "(which star each member held out): calibrate and error-model work on "
+                        "models shipped into the package by python -m training ship")
     if args.data_dir is not None:
         return args.data_dir
-    recorded = shipped_data_dir(args.name) if (MODELS_DIR / args.name).is_dir() else None
-    return recorded or DEFAULT_DATA_DIR
+    return shipped_data_dir(args.name, models_dir=models_dir) or DEFAULT_DATA_DIR
 
 
 def _run_calibrate(args, parser):
     from .calibration import calibrate_shipped
     from .data import load_dataset
 
-    calibration = calibrate_shipped(args.name, load_dataset(_model_data_dir(args)), stretch=args.stretch)
+    dataset = load_dataset(_model_data_dir(args, needs_results=True))
+    calibration = calibrate_shipped(args.name, dataset, stretch=args.stretch)
     print(json.dumps(calibration, indent=2))
+    if calibration.get("stretch_rejected"):
+        log.warning("WARNING: the stretch fitted for %r made the cross-fitted error worse; "
+                    "the predictions stay unstretched", args.name)
+    if calibration.get("error_model_dropped"):
+        log.warning("WARNING: %r's error model was fitted on the previous calibration and has "
+                    "been removed; run python -m training error-model --name %s again",
+                    args.name, args.name)
 
 
 def _run_error_model(args, parser):
     from .calibration import shipped_error_model
     from .data import load_dataset
 
-    model = shipped_error_model(args.name, load_dataset(_model_data_dir(args)))
+    model = shipped_error_model(args.name,
+                                load_dataset(_model_data_dir(args, needs_results=True)))
     print(json.dumps(model["crossfit"], indent=2))
 
 
@@ -423,6 +447,8 @@ def _run_ship(args, parser):
     if Path(args.models_dir).resolve() != MODELS_DIR.resolve():
         log.info("use it as predict_feh(..., model=%r)", str(path.parent))
         return
+    log.info("use it as predict_feh(..., model=%r) (in an editable install; otherwise "
+             "reinstall the package)", args.name)
     log.info("results recorded in %s", record_results(args.run_dir, args.name))
     if args.default:
         metrics = json.loads((args.run_dir / "metrics.json").read_text())

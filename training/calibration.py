@@ -44,7 +44,8 @@ from .served import recorded_folds, served_out_of_fold
 __all__ = ["MEMBER_SPREAD_MODEL", "COMPONENT_SPREAD_MODEL", "STRETCH_OBJECTIVE",
            "calibration_from_spread", "uncertainty_calibration", "fit_output_stretch",
            "weighted_mean", "calibrate_ensemble", "calibrate_composite", "calibrate_shipped",
-           "ERROR_MODEL", "error_model_checks", "fit_error_model", "shipped_error_model"]
+           "ERROR_MODEL", "error_model_checks", "fit_error_model", "shipped_error_model",
+           "stretch_helps"]
 
 #: The uncertainty formula of a plain ensemble, recorded with its calibration.
 MEMBER_SPREAD_MODEL = "std = scale * hypot(floor_dex, within-fold spread of the members)"
@@ -170,6 +171,21 @@ def _with_served(calibration, preprocessing, feh, served, weights):
     return calibration
 
 
+def stretch_helps(output_stretch):
+    """Whether a fitted stretch lowers its own objective out of fold (cross-fitted).
+
+    The objective is the one the stretch minimises: the mean squared error
+    plus the density-weighted one. On a small or weak training set the factor
+    fitted on all stars can make the cross-fitted predictions worse; it is
+    then not applied.
+    """
+    def objective(metrics):
+        return metrics["rmse"] ** 2 + metrics["wrmse"] ** 2
+
+    return (objective(output_stretch["crossfit_out_of_fold"])
+            < objective(output_stretch["unstretched_out_of_fold"]))
+
+
 def calibrate_ensemble(feh, own, folds, weights, preprocessing, *, stretch=True):
     """Output stretch and uncertainty of a plain ensemble from its served out-of-fold members.
 
@@ -198,7 +214,10 @@ def calibrate_ensemble(feh, own, folds, weights, preprocessing, *, stretch=True)
     output_stretch = None
     if stretch:
         output_stretch = fit_output_stretch(feh, own.mean(axis=1), weights, folds)
-        own = apply_stretch(own, output_stretch)
+        if stretch_helps(output_stretch):
+            own = apply_stretch(own, output_stretch)
+        else:
+            output_stretch = None
     calibration = uncertainty_calibration(feh, own, folds)
     return output_stretch, _with_served(calibration, preprocessing, feh, own.mean(axis=1),
                                         weights)
@@ -258,7 +277,10 @@ def calibrate_shipped(name, dataset, *, stretch=True, models_dir=MODELS_DIR,
     Returns
     -------
     dict
-        ``output_stretch`` (or `None`) and ``uncertainty_calibration`` as written.
+        ``output_stretch`` (or `None`, also when the fitted stretch did not
+        help out of fold: `stretch_helps`) and ``uncertainty_calibration`` as
+        written; ``stretch_rejected`` and ``error_model_dropped`` (an error
+        model fitted on the previous calibration is removed: refit it).
     """
     from rrlyrae_metallicity.models import load_model
 
@@ -271,12 +293,15 @@ def calibrate_shipped(name, dataset, *, stretch=True, models_dir=MODELS_DIR,
 
     path = Path(models_dir) / name / "manifest.json"
     manifest = ModelManifest.read(path)
+    dropped = "error_model" in (manifest.uncertainty_calibration or {})
     # Dropped first, so that a new stretch is written last, after the file's keys.
     manifest.drop("output_stretch")
     manifest.output_stretch = output_stretch
     manifest.uncertainty_calibration = calibration
     manifest.write(path)
-    return {"output_stretch": output_stretch, "uncertainty_calibration": calibration}
+    return {"output_stretch": output_stretch, "uncertainty_calibration": calibration,
+            "stretch_rejected": bool(stretch and output_stretch is None),
+            "error_model_dropped": dropped}
 
 
 # --------------------------------------------------------------------------

@@ -40,6 +40,7 @@ from rrlyrae_metallicity.preprocessing import PreprocessingConfig
 
 from .calibration import uncertainty_calibration
 from .data import augmented_inputs, density_weights, preprocess
+from .errors import RunError
 from .files import write_json
 from .folds import stratified_folds
 from .member import export_member, predict, train_member
@@ -48,8 +49,6 @@ from .metrics import median_baseline, regression_metrics, summarise_folds
 __all__ = ["TrainingConfig", "RunError", "run_cross_validation", "member_file"]
 
 
-class RunError(ValueError):
-    """A run folder that holds another run (other options or other data), said in one line."""
 
 
 @dataclass
@@ -144,18 +143,25 @@ def _record_config(run_dir, config):
         # Fields added to TrainingConfig since the run started take their
         # defaults, which reproduce the behaviour from before they existed.
         stored = TrainingConfig(**json.loads(config_path.read_text())).to_dict()
-        if stored != config.to_dict():
-            raise RunError(
-                f"{run_dir} holds a run with another configuration; resume it with the "
-                f"same options or choose a new --run-dir.\nstored: {stored}\nasked: {config.to_dict()}"
-            )
+        asked = config.to_dict()
+        if stored != asked:
+            differ = "; ".join(f"{key} {stored.get(key)!r} there, {asked.get(key)!r} asked"
+                               for key in sorted(set(stored) | set(asked))
+                               if stored.get(key) != asked.get(key))
+            raise RunError(f"{run_dir} holds a run with another configuration ({differ}); "
+                           "resume it with the same options or choose a new --run-dir")
     else:
         write_json(config_path, config.to_dict())
 
 
 def _peer_metrics(feh, peer, weights):
-    """`regression_metrics` of the peer, or `None` for a data set without one."""
-    return None if peer is None else regression_metrics(feh, peer, weights)
+    """`regression_metrics` of the peer on the stars it has a value for; `None` without any."""
+    if peer is None:
+        return None
+    scored = np.isfinite(peer)
+    if not scored.any():
+        return None
+    return regression_metrics(feh[scored], peer[scored], weights[scored])
 
 
 def _record_data(run_dir, dataset, label_description, command):
@@ -199,7 +205,14 @@ def _prepare_data(dataset, config, cache_dir, progress):
 
 def _plan_folds(feh, config, run_dir):
     """Fold of every star, saved as ``folds.npy``."""
-    folds = stratified_folds(feh, config.n_folds, config.n_bins, config.seed)
+    if config.n_folds < 2:
+        raise RunError(f"cross-validation needs at least 2 folds, not {config.n_folds}")
+    try:
+        folds = stratified_folds(feh, config.n_folds, config.n_bins, config.seed)
+    except ValueError as error:
+        raise RunError(f"{len(feh)} stars cannot be split into {config.n_folds} folds "
+                       f"stratified on {config.n_bins} [Fe/H] bins ({error}); use fewer "
+                       "--folds or more stars") from None
     np.save(run_dir / "folds.npy", folds)
     return folds
 
@@ -295,9 +308,10 @@ def _out_of_fold_metrics(data, config, run_dir, folds, oof, per_fold_val, per_fo
         "n_stars": len(feh),
         "validation": summarise_folds(per_fold_val),
         "training": summarise_folds(per_fold_train),
-        "peer_same_folds": None if peer is None else summarise_folds(
-            [regression_metrics(feh[folds == k], peer[folds == k], weights[folds == k])
-             for k in range(config.n_folds)]),
+        "peer_same_folds": None if peer is None or not np.isfinite(peer).any() else
+        summarise_folds([m for k in range(config.n_folds) if (m := _peer_metrics(
+            feh[folds == k], peer[folds == k], weights[folds == k])) is not None]),
+        "peer_n_stars": None if peer is None else int(np.isfinite(peer).sum()),
         "pooled_out_of_fold": regression_metrics(feh, oof.mean(axis=1), weights),
         "pooled_peer": _peer_metrics(feh, peer, weights),
         "median_baseline": median_baseline(feh, folds, weights),

@@ -37,11 +37,12 @@ from scipy.stats import gaussian_kde
 from rrlyrae_metallicity.adapters import lightcurve_batch
 from rrlyrae_metallicity.exceptions import InputFormatError, LightCurveError
 from rrlyrae_metallicity.gaia.files import FORMATS, read_table
+from rrlyrae_metallicity.messages import plural
 from rrlyrae_metallicity.preprocessing import (MIN_EPOCHS, PreprocessingConfig, is_magnitude,
                                                prepare_inputs)
 
 __all__ = ["DEFAULT_DATA_DIR", "TRAINING_DATA_FORMAT", "TrainingDataError", "Dataset",
-           "load_dataset", "data_record", "density_weights", "preprocess", "augmented_inputs"]
+           "load_dataset", "usable_epochs", "data_record", "density_weights", "preprocess", "augmented_inputs"]
 
 #: Where the shared data live relative to the repository root.
 DEFAULT_DATA_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "gaia_dr2_rrab_g"
@@ -53,8 +54,11 @@ TRAINING_DATA_FORMAT = """\
   stars.<ext>        one row per star: source_id, period (days; a unit is converted,
                      none means days), feh (the label, dex); optionally a peer column
                      (--peer-column) scored beside the model; other columns are ignored
-  lightcurves.<ext>  one row per epoch: source_id, mag, and phase (cycles, or an angle)
-                     or time (days, or an astropy Time in ECSV), folded with the period
+  lightcurves.<ext>  one row per epoch: source_id, mag, and phase (cycles, any zero point;
+                     degrees or radians only with an angle unit) or time (days, or an
+                     astropy Time in ECSV), folded with the period; phase is used when
+                     both are there, rows of stars not in the stars table are ignored
+source_id is any identifier (an integer or text). Blank peer values are not scored.
 Epoch counts and the training domain are derived from them."""
 
 #: Name of the bundled set's peer column, scored when present and no other is named.
@@ -162,7 +166,8 @@ def _finite_column(table, name, path, what, unit=None):
     bad = mask | ~np.isfinite(values)
     if bad.any():
         ids = [str(i) for i in np.asarray(table["source_id"])[bad][:3]]
-        raise TrainingDataError(f"{path.name}: {bad.sum()} stars have no valid {name!r} "
+        raise TrainingDataError(f"{path.name}: {plural(bad.sum(), 'star')} "
+                                f"{'has' if bad.sum() == 1 else 'have'} no valid {name!r} "
                                 f"(e.g. source_id {', '.join(ids)}); remove them or fill it in")
     return values
 
@@ -176,7 +181,8 @@ def _checked_stars(stars, path, peer_column):
                                 f"{counts[counts > 1][0]} times; each star needs one row")
     period = _finite_column(stars, "period", path, "time", u.day)
     if (period <= 0).any():
-        raise TrainingDataError(f"{path.name}: {np.sum(period <= 0)} periods are not positive")
+        raise TrainingDataError(f"{path.name}: {plural(np.sum(period <= 0), 'period')} "
+                                f"{'is' if np.sum(period <= 0) == 1 else 'are'} not positive")
     feh = _finite_column(stars, "feh", path, "metallicity")
     if peer_column == "auto":
         peer_column = DEFAULT_PEER_COLUMN if DEFAULT_PEER_COLUMN in stars.colnames else None
@@ -184,13 +190,28 @@ def _checked_stars(stars, path, peer_column):
         _require(stars, path, [peer_column], "the peer column named by --peer-column")
     checked = Table({"source_id": stars["source_id"], "period": period * u.day, "feh": feh})
     if peer_column is not None:
-        checked[peer_column] = np.asarray(stars[peer_column], dtype=float)
+        checked[peer_column] = _peer_values(stars, peer_column, path)
     return checked, peer_column
+
+
+def _peer_values(stars, name, path):
+    """The peer's [Fe/H] as floats; blank or masked cells are NaN (those stars are not scored)."""
+    column = stars[name]
+    mask = np.asarray(getattr(column, "mask", np.zeros(len(column), bool)), dtype=bool)
+    try:
+        values = np.array(np.ma.getdata(column), dtype=float)
+    except (TypeError, ValueError):
+        raise TrainingDataError(f"{path.name}: the peer column {name!r} holds text, not "
+                                "numbers") from None
+    values[mask] = np.nan
+    return values
 
 
 def _epoch_tables(curves, path):
     """The light-curve table as the adapters take it: ``phase`` or Time ``time``, and ``mag``."""
     _require(curves, path, ["source_id", "mag"], "source_id, mag, and phase or time")
+    if len(curves) == 0:
+        raise TrainingDataError(f"{path.name} has no rows")
     if "phase" in curves.colnames:
         columns = {"phase": curves["phase"]}
     elif "time" in curves.colnames:
@@ -213,7 +234,8 @@ def _read_lightcurves(curves, path, stars):
     ids = np.asarray(stars["source_id"]).tolist()
     missing = [s for s in ids if s not in by_id]
     if missing:
-        raise TrainingDataError(f"{len(missing)} stars of the stars table have no epochs in "
+        raise TrainingDataError(f"{plural(len(missing), 'star')} of the stars table "
+                                f"{'has' if len(missing) == 1 else 'have'} no epochs in "
                                 f"{path.name}, e.g. source_id {', '.join(map(str, missing[:3]))}")
     groups = [epochs.groups[by_id[s]] for s in ids]
     try:
@@ -226,6 +248,11 @@ def _read_lightcurves(curves, path, stars):
         raise TrainingDataError(f"{path.name}: {len(failed)} light curves cannot be read, e.g. "
                                 f"source_id {failed[0][0]}: {failed[0][1]}")
     return batch.phases, batch.mags
+
+
+def usable_epochs(phase, mag):
+    """Epochs with a finite phase and a magnitude (`~rrlyrae_metallicity.preprocessing.is_magnitude`)."""
+    return int(np.count_nonzero(np.isfinite(phase) & is_magnitude(mag)))
 
 
 def data_record(data_dir, paths, n_stars, peer_column):
@@ -279,13 +306,14 @@ def load_dataset(data_dir=DEFAULT_DATA_DIR, *, peer_column="auto"):
     curves_path = _table_path(data_dir, "lightcurves")
     stars, peer_column = _checked_stars(_read(stars_path), stars_path, peer_column)
     phases, mags = _read_lightcurves(_read(curves_path), curves_path, stars)
-    n_epochs = np.array([np.count_nonzero(is_magnitude(m)) for m in mags])
+    n_epochs = np.array([usable_epochs(p, m) for p, m in zip(phases, mags)])
     few = n_epochs < MIN_EPOCHS
     if few.any():
         ids = np.asarray(stars["source_id"])[few][:3]
         raise TrainingDataError(
-            f"{few.sum()} stars have fewer than {MIN_EPOCHS} epochs with a magnitude "
-            f"(e.g. source_id {', '.join(map(str, ids))}); remove them from {stars_path.name}")
+            f"{plural(few.sum(), 'star')} {'has' if few.sum() == 1 else 'have'} fewer than "
+            f"{MIN_EPOCHS} epochs with a phase (or time) and a magnitude (e.g. source_id "
+            f"{', '.join(map(str, ids))}); remove them from {stars_path.name}")
     # Derived, as the package counts a user's star for the domain check.
     stars["n_epochs"] = n_epochs
     return Dataset(stars=stars, phases=phases, mags=mags, peer_column=peer_column,
@@ -351,9 +379,11 @@ def preprocess(dataset, config, *, cache_dir=None, workers=None, progress=True):
     """
     key = hashlib.sha256(
         json.dumps(
-            {"config": config.to_dict(), "ids": [int(s) for s in dataset.stars["source_id"]],
+            {"config": config.to_dict(), "ids": [str(s) for s in dataset.stars["source_id"]],
              "periods": dataset.periods.round(10).tolist(),
-             "n": [len(p) for p in dataset.phases], "code": _code_version()},
+             "n": [len(p) for p in dataset.phases], "code": _code_version(),
+             # The epochs themselves: other light curves of the same stars are other inputs.
+             "epochs": _epochs_digest(dataset)},
             sort_keys=True,
         ).encode()
     ).hexdigest()[:16]
@@ -365,7 +395,7 @@ def preprocess(dataset, config, *, cache_dir=None, workers=None, progress=True):
     from tqdm.auto import tqdm
 
     chunk = 50
-    ids = [int(s) for s in dataset.stars["source_id"]]
+    ids = list(np.asarray(dataset.stars["source_id"]).tolist())
     jobs = [
         (dataset.phases[i:i + chunk], dataset.mags[i:i + chunk], dataset.periods[i:i + chunk],
          config.to_dict(), ids[i:i + chunk])
@@ -434,6 +464,15 @@ def augmented_inputs(dataset, config, copies, *, seed, originals, keep_fraction=
         ok = np.array([e is None for e in errors])
         result[c, ok] = inputs[ok]
     return result
+
+
+def _epochs_digest(dataset):
+    """sha256 of every star's phases and magnitudes, in order."""
+    digest = hashlib.sha256()
+    for phase, mag in zip(dataset.phases, dataset.mags):
+        digest.update(np.ascontiguousarray(phase, dtype=float).tobytes())
+        digest.update(np.ascontiguousarray(mag, dtype=float).tobytes())
+    return digest.hexdigest()
 
 
 def _code_version():

@@ -8,6 +8,7 @@ import numpy as np
 
 from rrlyrae_metallicity.preprocessing import PreprocessingConfig
 
+from .errors import RunError
 from .files import write_json
 from .folds import strata
 
@@ -67,10 +68,15 @@ def train_member(config, inputs, feh, weights, train_idx, seed, description, aug
 
     from .architectures import build_model
 
-    fit_idx, val_idx = train_test_split(
-        train_idx, test_size=config.validation_fraction, random_state=seed,
-        stratify=strata(feh[train_idx], config.n_bins),
-    )
+    try:
+        fit_idx, val_idx = train_test_split(
+            train_idx, test_size=config.validation_fraction, random_state=seed,
+            stratify=strata(feh[train_idx], config.n_bins),
+        )
+    except ValueError as error:
+        raise RunError(f"the {len(train_idx)} training stars of a fold cannot hold a validation "
+                       f"set stratified on {config.n_bins} [Fe/H] bins ({error}); use more "
+                       "stars or fewer --folds") from None
     # Free the graphs of earlier members: a study trains hundreds in one process.
     keras.backend.clear_session()
     keras.utils.set_random_seed(seed)

@@ -74,9 +74,11 @@ def write_run_report(run_dir, out, *, log=print):
     training.cv.RunError
         If the run has not finished (no ``metrics.json``).
     """
-    from .cv import RunError
+    from .errors import RunError
 
     run_dir, out = Path(run_dir), Path(out)
+    if not run_dir.is_dir():
+        raise RunError(f"{run_dir} is not a folder: give the --run-dir of a cv run")
     if not (run_dir / "metrics.json").is_file():
         raise RunError(f"{run_dir} has no metrics.json: the run has not finished (run the same "
                        "cv command again to finish it)")

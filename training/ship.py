@@ -2,6 +2,7 @@
 
 import datetime
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -17,7 +18,8 @@ from .files import git_commit, sha256
 from .paths import MODELS_DIR, RESULTS_DIR
 
 __all__ = ["MANIFEST_KEYS", "ShipError", "ship_run", "record_results", "data_domain",
-           "update_training_domain", "quality_check", "run_data_dir", "shipped_data_dir"]
+           "update_training_domain", "quality_check", "check_model_name", "run_data_dir",
+           "shipped_data_dir"]
 
 # Columns of the out-of-fold table kept in the repository: our predictions only,
 # never the shared data's labels or light curves (joined back on source_id).
@@ -122,6 +124,23 @@ def update_training_domain(name, dataset, *, models_dir=MODELS_DIR):
     manifest.training_domain.update(data_domain(dataset, manifest.preprocessing))
     manifest.write(path)
     return manifest.training_domain
+
+
+#: What a model name may be: a folder name usable as ``predict_feh(model=NAME)``.
+_MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+def check_model_name(name):
+    """Refuse a name that is not a plain folder name, or that ``model=NAME`` could not reach.
+
+    Raises
+    ------
+    ShipError
+        For ``default`` (it names the default model), a path, or other characters.
+    """
+    if name == "default" or not _MODEL_NAME.match(name):
+        raise ShipError(f"{name!r} cannot name a model: use letters, digits, '_', '.' and '-' "
+                        "(not a path, and not 'default', which names the default model)")
 
 
 def run_data_dir(run_dir):
@@ -232,7 +251,8 @@ def quality_check(oof, metrics):
             f"no better than predicting the median label: out-of-fold RMSE "
             f"{ours['rmse']:.3f} dex and MAE {ours['mae']:.3f} dex against {baseline['rmse']:.3f} "
             f"and {baseline['mae']:.3f} dex for the median (R² {ours['r2']:.2f}); its [Fe/H] "
-            "carry no information from the light curves (too few stars, or too short a training)")
+            "carry no information from the light curves (too few stars, too short a training, "
+            "or labels unrelated to the light curves)")
     return quality
 
 
@@ -280,6 +300,7 @@ def ship_run(run_dir, name, *, produced_by=None, make_default=False, data_dir=No
         If the model exists and ``replace`` is false, a member is missing or
         failed its ONNX check, or the data are not those of the run.
     """
+    check_model_name(name)
     run_dir = Path(run_dir)
     if not (run_dir / "metrics.json").exists():
         raise ShipError(f"{run_dir} has no metrics.json: it is not a finished cv run (run the "

@@ -245,9 +245,11 @@ def plot_run_predictions(run_dir, path):
         "peer_column", "feh_dg22")
     if peer_column in oof.colnames:
         peer_error = np.asarray(oof[peer_column] - oof["feh"])
+        peer_error = peer_error[np.isfinite(peer_error)]  # blank peer values are not scored
         residuals.hist(peer_error, bins="auto", histtype="step", color="C1", lw=1.5,
                        label=f"peer: std = {np.std(peer_error):.3f} dex")
-    residuals.legend(fontsize="small")
+    if residuals.get_legend_handles_labels()[0]:
+        residuals.legend(fontsize="small")
     bins = np.linspace(min(oof["feh"].min(), oof["feh_pred"].min()),
                        max(oof["feh"].max(), oof["feh_pred"].max()), 41)
     distributions.hist(oof["feh"], bins=bins, color="0.6", label="labels")

@@ -1,0 +1,12 @@
+"""Errors of the training module that mean "what you asked cannot be done", said in one line.
+
+``python -m training`` ends them with exit status 2 and their message, no
+traceback; `training.data.TrainingDataError` (the data) and
+`training.ship.ShipError` (shipping) are their siblings.
+"""
+
+__all__ = ["RunError"]
+
+
+class RunError(ValueError):
+    """A run that cannot go on as asked: another run in its folder, or folds that cannot be made."""
