@@ -763,10 +763,23 @@ def _brent_step(st, func, xm, tol1, golden_mean):
 
 def _fourier_eval(coef, phase):
     """Evaluate Fourier series ``coef`` (n_stars, 1 + 2K) at common phases (n,)."""
-    k, _ = _harmonics()
-    angle = 2 * np.pi * np.asarray(phase)[:, None] * k
+    phase = np.ascontiguousarray(phase, dtype=float)
+    return coef[:, :1] + coef[:, 1:] @ _fourier_basis(phase.tobytes(), BATCH_HARMONICS).T
+
+
+@functools.lru_cache(maxsize=8)
+def _fourier_basis(phase_bytes, n_harmonics):
+    """cos and sin of every harmonic at the phases (n, 2K), kept for the next call.
+
+    The phases are the same few grids at every call (the search grid, the
+    output grid); computing their sines again cost a single star more time
+    than its fit.
+    """
+    k = np.arange(1, n_harmonics + 1)
+    angle = 2 * np.pi * np.frombuffer(phase_bytes)[:, None] * k
     basis = np.concatenate([np.cos(angle), np.sin(angle)], axis=1)
-    return coef[:, :1] + coef[:, 1:] @ basis.T
+    basis.setflags(write=False)
+    return basis
 
 
 def _fourier_eval_at(coef, phase):
