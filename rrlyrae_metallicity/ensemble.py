@@ -73,12 +73,12 @@ def _providers(ort, requested=None):
 # (every shipped model loaded at once: 13.8 GB); at 256 it holds a quarter of
 # that and runs as fast or faster (convgru 494 against 593 us per star and
 # member; gru 64 against 65).
-#: Stars per ONNX Runtime call, unless the manifest's ``onnx.batch_size`` says
-#: otherwise (`FehEnsemble.batch_size`).
-DEFAULT_BATCH_SIZE = 256
+#: Stars per ONNX Runtime call.
+BATCH_SIZE = 256
 
 #: Fewer stars than this are run member after member, without a thread pool
-#: (a single-star call spent more time starting threads than predicting).
+#: (a single-star call spent more time starting threads than predicting), on
+#: the native GRU graphs when the model has them.
 SERIAL_BELOW = 32
 
 
@@ -143,20 +143,14 @@ class FehEnsemble:
         ort = onnxruntime_module()
         options = _session_options(ort)
         providers = _providers(ort, providers)
-        self.sessions = []
-        for member in record.members:
-            path = directory / member["file"]
-            if not path.is_file():
-                raise ModelIntegrityError(f"model file {path} is missing; reinstall the package")
-            payload = path.read_bytes()
-            digest = hashlib.sha256(payload).hexdigest()
-            if digest != member["sha256"]:
-                raise ModelIntegrityError(
-                    f"model file {path} is corrupt: sha256 {digest} does not match the "
-                    f"manifest's {member['sha256']}; reinstall the package"
-                )
-            session = ort.InferenceSession(payload, sess_options=options, providers=providers)
-            self.sessions.append(session)
+        self.sessions = [_checked_session(ort, directory / m["file"], m["sha256"], options,
+                                          providers) for m in record.members]
+        #: The members rewritten with native ONNX GRU nodes, for calls on a few
+        #: stars (`SERIAL_BELOW`); empty when the manifest has none.
+        self.native_sessions = [
+            _checked_session(ort, directory / m["native_file"], m["native_sha256"], options,
+                             providers)
+            for m in record.members] if all("native_file" in m for m in record.members) else []
         self.provider = self.sessions[0].get_providers()[0]
         if providers[0] != self.provider:
             warnings.warn(
@@ -181,6 +175,9 @@ class FehEnsemble:
                 raise ModelIntegrityError(f"the components of {self.name!r} name their input "
                                           "differently; reinstall the package")
         self.sessions = [s for part, _ in self.components for s in part.sessions]
+        self.native_sessions = ([s for part, _ in self.components for s in part.native_sessions]
+                                if all(part.native_sessions for part, _ in self.components)
+                                else [])
         self.provider = self.components[0][0].provider
         self.input_name = self.components[0][0].input_name
 
@@ -293,25 +290,15 @@ class FehEnsemble:
         """Ranges of period, amplitude, epoch count and phase gap seen in training."""
         return self.manifest.get("training_domain", {})
 
-    @property
-    def batch_size(self):
-        """Stars per ONNX Runtime call: the manifest's ``onnx.batch_size``, else 256.
-
-        Members exported as ONNX loops want large batches; members with native
-        recurrent nodes are fastest in batches of about 64. Larger batches
-        cost arena memory and gain no speed.
-        """
-        return int((self.manifest.get("onnx") or {}).get("batch_size", DEFAULT_BATCH_SIZE))
-
-    def predict_members(self, inputs, *, batch_size=None):
+    def predict_members(self, inputs, *, batch_size=BATCH_SIZE):
         """Predictions of every ensemble member.
 
         Parameters
         ----------
         inputs : ndarray, shape (n, length, 2)
             Pre-processed light curves.
-        batch_size : int, optional
-            Stars per ONNX Runtime call (default `batch_size`).
+        batch_size : int
+            Stars per ONNX Runtime call.
 
         Returns
         -------
@@ -319,7 +306,6 @@ class FehEnsemble:
             [Fe/H] in dex.
         """
         inputs = np.ascontiguousarray(inputs, dtype=np.float32)
-        batch_size = batch_size or self.batch_size
         out = np.empty((len(self.sessions), len(inputs)))
         starts = range(0, len(inputs), batch_size)
         if self.provider == "CUDAExecutionProvider":
@@ -332,10 +318,14 @@ class FehEnsemble:
         # releases the GIL while a session runs.
         tasks = [(index, start, inputs[start:start + batch_size])
                  for start in starts for index in range(len(self.sessions))]
+        # A few stars: the native GRU graphs (0.12 ms for one star against 2.7 ms
+        # for tf2onnx's loops, which are faster in large batches).
+        sessions = (self.native_sessions if len(inputs) < SERIAL_BELOW and self.native_sessions
+                    else self.sessions)
 
         def run(task):
             index, start, chunk = task
-            result = self.sessions[index].run(None, {self.input_name: chunk})[0].ravel()
+            result = sessions[index].run(None, {self.input_name: chunk})[0].ravel()
             out[index, start:start + len(chunk)] = result
 
         workers = min(cpu_threads(), len(tasks))
@@ -350,17 +340,35 @@ class FehEnsemble:
         return out
 
     def _run_cuda(self, chunk):
-        """Copy the chunk to the GPU once and bind it to every member (untested: no GPU here)."""
+        """Copy the chunk to the GPU once and bind it to every member (untested: no GPU here).
+
+        The native GRU graphs, when the model has them: one cuDNN GRU per layer
+        instead of a loop of small kernels launched at every phase.
+        """
         ort = onnxruntime_module()
         device_input = ort.OrtValue.ortvalue_from_numpy(chunk, "cuda", 0)
         results = []
-        for session in self.sessions:
+        for session in self.native_sessions or self.sessions:
             binding = session.io_binding()
             binding.bind_ortvalue_input(self.input_name, device_input)
             binding.bind_output(session.get_outputs()[0].name, "cpu")
             session.run_with_iobinding(binding)
             results.append(binding.copy_outputs_to_cpu()[0].ravel())
         return results
+
+
+def _checked_session(ort, path, sha256, options, providers):
+    """An ONNX Runtime session on ``path``, once its bytes match the manifest's sha256."""
+    if not path.is_file():
+        raise ModelIntegrityError(f"model file {path} is missing; reinstall the package")
+    payload = path.read_bytes()
+    digest = hashlib.sha256(payload).hexdigest()
+    if digest != sha256:
+        raise ModelIntegrityError(
+            f"model file {path} is corrupt: sha256 {digest} does not match the "
+            f"manifest's {sha256}; reinstall the package"
+        )
+    return ort.InferenceSession(payload, sess_options=options, providers=providers)
 
 
 def _warn_if_uninformative(name, record):

@@ -98,8 +98,12 @@ def test_cv_then_ship_then_predict_with_ones_own_labels(trained):
                  "--architecture gru", f"--run-dir {trained['run']}"):
         assert part in command
     assert manifest["cv_metrics"]["pooled_peer"] is None
-    # GRU members are shipped with native ONNX GRU nodes (fast single-star calls).
-    assert manifest["onnx"]["graph"] == "native_gru" and manifest["onnx"]["batch_size"] == 64
+    # GRU members are shipped with their native ONNX GRU rewrite (fast single-star calls).
+    for member in manifest["members"]:
+        assert member["native_file"] == member["file"].replace(".onnx", ".native.onnx")
+        assert (models / "my_scale" / member["native_file"]).is_file()
+    model = load_model(models / "my_scale")
+    assert len(model.native_sessions) == len(model.sessions) == 3
     assert manifest["quality"]["better_than_median"] is True
 
     star = simulate.simulate_stars(1, seed=21)[0]
@@ -371,20 +375,23 @@ def test_every_option_has_help_and_shows_its_default():
     parser = build_parser()
     subcommands = next(a for a in parser._actions if a.dest == "command").choices
     for name, sub in subcommands.items():
-        text = sub.format_help()
+        # Without any whitespace: argparse wraps long defaults, also at hyphens.
+        text = "".join(sub.format_help().split())
         for action in sub._actions:
             if not action.option_strings or action.dest == "help":
                 continue
             assert action.help, f"{name} {action.option_strings[-1]} has no help"
             if (action.default is not None and action.nargs != 0
                     and "%(default)" not in action.help):
-                assert f"(default: {action.default})" in " ".join(text.split()), (
+                assert f"(default:{action.default})".replace(" ", "") in text, (
                     name, action.option_strings[-1])
     cv = subcommands["cv"]
     architecture = next(a for a in cv._actions if a.dest == "architecture")
     assert tuple(architecture.choices) == tuple(ARCHITECTURES)
     # The training data format is in the cv help.
     assert "stars.<ext>" in cv.format_help() and "lightcurves.<ext>" in cv.format_help()
+    assert "--architecture {fcn,resnet,inception,lstm,bilstm,gru,bigru,convlstm,convgru}" in (
+        cv.format_usage().replace("\n", " ").replace("  ", " ") + cv.format_help())
 
 
 def test_report_works_on_a_cv_folder(trained, tmp_path):
@@ -538,3 +545,40 @@ def test_flags_do_not_claim_a_default():
                        .subparser.format_help().split())
     assert "--no-stretch leave the predictions unstretched (removes output_stretch)" in cv_help
     assert "(default: True)" not in cv_help
+
+
+def test_a_few_stars_run_on_the_native_graphs_and_agree_with_the_batch(trained):
+    """Below SERIAL_BELOW stars the native GRU graphs run; they agree with the loops to 1e-5."""
+    from rrlyrae_metallicity.ensemble import SERIAL_BELOW
+
+    models = trained["root"] / "models"
+    if not (models / "my_scale").is_dir():
+        ship_run(trained["run"], "my_scale", models_dir=models)
+    model = load_model(models / "my_scale")
+    rng = np.random.default_rng(2)
+    inputs = rng.normal(0, 0.3, size=(SERIAL_BELOW + 8, 80, 2)).astype(np.float32)
+    inputs[..., 0] = np.linspace(0, 1, 80, endpoint=False)
+    batch = model.predict_members(inputs)  # the loops
+    few = np.concatenate([model.predict_members(inputs[i:i + 4]) for i in range(0, 16, 4)],
+                         axis=1)  # the native graphs
+    assert np.max(np.abs(few - batch[:, :16])) < 1e-5
+    # Which graphs ran: the native ones for a few stars only.
+    calls = []
+
+    class Counted:
+        def __init__(self, session):
+            self.session = session
+
+        def run(self, *args):
+            calls.append(len(args[1]["lightcurve"]))
+            return self.session.run(*args)
+
+    natives = model.native_sessions
+    try:
+        model.native_sessions = [Counted(s) for s in natives]
+        model.predict_members(inputs[:4])
+        assert calls == [4, 4, 4]
+        model.predict_members(inputs)
+        assert calls == [4, 4, 4]
+    finally:
+        model.native_sessions = natives

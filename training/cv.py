@@ -9,6 +9,8 @@ Layout of a run directory::
       fold_<k>/member_<s>.json    its training history and wall time
       fold_<k>/done.json          written last: the fold is complete
       fold_<k>/member_<s>.onnx    exported and verified model
+      fold_<k>/member_<s>.native.onnx
+                                  its native GRU rewrite (gru only), checked
       fold_<k>/member_<s>.export_error.json
                                   why it failed the ONNX check (studies only)
       data.json                   the data trained on (folder, sha256 of its tables,

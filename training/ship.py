@@ -15,6 +15,7 @@ from rrlyrae_metallicity.preprocessing import PreprocessingConfig, is_magnitude,
 from .cv import member_file
 from .export import INPUT_NAME, OPSET
 from .files import git_commit, sha256
+from .native_onnx import native_file
 from .paths import MODELS_DIR, RESULTS_DIR
 
 __all__ = ["MANIFEST_KEYS", "ShipError", "ship_run", "record_results", "data_domain",
@@ -209,18 +210,6 @@ def _training_data(record, label_description):
     return data
 
 
-def _onnx_record(member_path):
-    """The manifest's ``onnx``: input name, opset, and for native GRU members their batch size."""
-    import onnx
-
-    from .native_onnx import NATIVE_BATCH_SIZE
-
-    record = {"input_name": INPUT_NAME, "opset": OPSET}
-    if any(node.op_type == "GRU" for node in onnx.load(str(member_path)).graph.node):
-        record.update(graph="native_gru", batch_size=NATIVE_BATCH_SIZE)
-    return record
-
-
 def quality_check(oof, metrics):
     """The model's out-of-fold error against predicting every star by the median label.
 
@@ -336,14 +325,20 @@ def ship_run(run_dir, name, *, produced_by=None, make_default=False, data_dir=No
         file_name = f"fold{k}_member{s}.onnx"
         shutil.copyfile(source, target / file_name)
         history = json.loads(member_file(run_dir, k, s, ".json").read_text())
-        members.append({"file": file_name, "fold": k, "member": s, "seed": history["seed"],
-                        "sha256": sha256(target / file_name)})
+        member = {"file": file_name, "fold": k, "member": s, "seed": history["seed"],
+                  "sha256": sha256(target / file_name)}
+        native = Path(native_file(source))
+        if native.exists():  # the GRU rewrite for calls on a few stars (training.native_onnx)
+            member["native_file"] = native_file(file_name)
+            shutil.copyfile(native, target / member["native_file"])
+            member["native_sha256"] = sha256(target / member["native_file"])
+        members.append(member)
     manifest = ModelManifest(
         name=name,
         manifest_version=MANIFEST_VERSION,
         architecture=config["architecture"],
         preprocessing=config["preprocessing"],
-        onnx=_onnx_record(target / members[0]["file"]),
+        onnx={"input_name": INPUT_NAME, "opset": OPSET},
         members=members,
         training_data=_training_data(record, label_description),
         training_domain=_training_domain(run_dir, dataset),
