@@ -1,6 +1,6 @@
 """Wording of what the package tells people: counts with the right plural."""
 
-__all__ = ["plural"]
+__all__ = ["plural", "agree"]
 
 _IRREGULAR = {"was": "were", "has": "have", "is": "are"}
 
@@ -28,3 +28,14 @@ def plural(count, noun):
         else:
             noun = noun + "s"
     return f"{count:,} {noun}"
+
+
+def agree(count, verb):
+    """The form of ``verb`` (``"has"``, ``"was"``, ``"is"``) that agrees with ``count``.
+
+    Examples
+    --------
+    >>> f"{plural(1, 'star')} {agree(1, 'has')}", f"{plural(3, 'star')} {agree(3, 'has')}"
+    ('1 star has', '3 stars have')
+    """
+    return verb if int(count) == 1 else _IRREGULAR[verb]

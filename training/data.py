@@ -37,7 +37,7 @@ from scipy.stats import gaussian_kde
 from rrlyrae_metallicity.adapters import lightcurve_batch
 from rrlyrae_metallicity.exceptions import InputFormatError, LightCurveError
 from rrlyrae_metallicity.gaia.files import FORMATS, read_table
-from rrlyrae_metallicity.messages import plural
+from rrlyrae_metallicity.messages import agree, plural
 from rrlyrae_metallicity.preprocessing import (MIN_EPOCHS, PreprocessingConfig, is_magnitude,
                                                prepare_inputs)
 
@@ -148,26 +148,36 @@ def _require(table, path, columns, what):
             f"({what}); it has {', '.join(table.colnames) or 'none'}")
 
 
-def _finite_column(table, name, path, what, unit=None):
-    """Column ``name`` as floats (in ``unit`` when it carries one), every value finite."""
+def _float_values(table, name, path, *, label, what=None, unit=None):
+    """Column ``name`` as floats (in ``unit`` when it carries one), NaN where masked.
+
+    ``label`` names the column in the message for text; ``what`` names the
+    kind of quantity ``unit`` measures, in the message for a wrong unit.
+    """
     column = table[name]
-    values = column
+    values = np.ma.getdata(column)
     if unit is not None and getattr(column, "unit", None) is not None:
         try:
-            values = u.Quantity(column).to_value(unit)
+            values = u.Quantity(values, column.unit).to_value(unit)
         except u.UnitConversionError:
             raise TrainingDataError(f"{path.name}: column {name!r} has unit {column.unit}, "
                                     f"which is not a {what}") from None
-    mask = np.asarray(getattr(column, "mask", np.zeros(len(column), bool)), dtype=bool)
     try:
-        values = np.asarray(values, dtype=float)
+        values = np.array(values, dtype=float)
     except (TypeError, ValueError):
-        raise TrainingDataError(f"{path.name}: column {name!r} holds text, not numbers") from None
-    bad = mask | ~np.isfinite(values)
+        raise TrainingDataError(f"{path.name}: {label} holds text, not numbers") from None
+    values[np.ma.getmaskarray(column)] = np.nan
+    return values
+
+
+def _finite_column(table, name, path, what, unit=None):
+    """Column ``name`` as floats (in ``unit`` when it carries one), every value finite."""
+    values = _float_values(table, name, path, label=f"column {name!r}", what=what, unit=unit)
+    bad = ~np.isfinite(values)
     if bad.any():
         ids = [str(i) for i in np.asarray(table["source_id"])[bad][:3]]
         raise TrainingDataError(f"{path.name}: {plural(bad.sum(), 'star')} "
-                                f"{'has' if bad.sum() == 1 else 'have'} no valid {name!r} "
+                                f"{agree(bad.sum(), 'has')} no valid {name!r} "
                                 f"(e.g. source_id {', '.join(ids)}); remove them or fill it in")
     return values
 
@@ -182,7 +192,7 @@ def _checked_stars(stars, path, peer_column):
     period = _finite_column(stars, "period", path, "time", u.day)
     if (period <= 0).any():
         raise TrainingDataError(f"{path.name}: {plural(np.sum(period <= 0), 'period')} "
-                                f"{'is' if np.sum(period <= 0) == 1 else 'are'} not positive")
+                                f"{agree(np.sum(period <= 0), 'is')} not positive")
     feh = _finite_column(stars, "feh", path, "metallicity")
     if peer_column == "auto":
         peer_column = DEFAULT_PEER_COLUMN if DEFAULT_PEER_COLUMN in stars.colnames else None
@@ -196,15 +206,7 @@ def _checked_stars(stars, path, peer_column):
 
 def _peer_values(stars, name, path):
     """The peer's [Fe/H] as floats; blank or masked cells are NaN (those stars are not scored)."""
-    column = stars[name]
-    mask = np.asarray(getattr(column, "mask", np.zeros(len(column), bool)), dtype=bool)
-    try:
-        values = np.array(np.ma.getdata(column), dtype=float)
-    except (TypeError, ValueError):
-        raise TrainingDataError(f"{path.name}: the peer column {name!r} holds text, not "
-                                "numbers") from None
-    values[mask] = np.nan
-    return values
+    return _float_values(stars, name, path, label=f"the peer column {name!r}")
 
 
 def _epoch_tables(curves, path):
@@ -235,7 +237,7 @@ def _read_lightcurves(curves, path, stars):
     missing = [s for s in ids if s not in by_id]
     if missing:
         raise TrainingDataError(f"{plural(len(missing), 'star')} of the stars table "
-                                f"{'has' if len(missing) == 1 else 'have'} no epochs in "
+                                f"{agree(len(missing), 'has')} no epochs in "
                                 f"{path.name}, e.g. source_id {', '.join(map(str, missing[:3]))}")
     groups = [epochs.groups[by_id[s]] for s in ids]
     try:
@@ -311,7 +313,7 @@ def load_dataset(data_dir=DEFAULT_DATA_DIR, *, peer_column="auto"):
     if few.any():
         ids = np.asarray(stars["source_id"])[few][:3]
         raise TrainingDataError(
-            f"{plural(few.sum(), 'star')} {'has' if few.sum() == 1 else 'have'} fewer than "
+            f"{plural(few.sum(), 'star')} {agree(few.sum(), 'has')} fewer than "
             f"{MIN_EPOCHS} epochs with a phase (or time) and a magnitude (e.g. source_id "
             f"{', '.join(map(str, ids))}); remove them from {stars_path.name}")
     # Derived, as the package counts a user's star for the domain check.

@@ -10,17 +10,17 @@ import numpy as np
 from astropy.table import Table
 
 from rrlyrae_metallicity.manifest import MANIFEST_VERSION, ModelManifest
-from rrlyrae_metallicity.preprocessing import PreprocessingConfig, is_magnitude, prepare_inputs
+from rrlyrae_metallicity.preprocessing import PreprocessingConfig, prepare_inputs
 
 from .cv import member_file
+from .data import usable_epochs
 from .export import INPUT_NAME, OPSET
 from .files import git_commit, sha256
 from .native_onnx import native_file
 from .paths import MODELS_DIR, RESULTS_DIR
 
 __all__ = ["MANIFEST_KEYS", "ShipError", "ship_run", "record_results", "data_domain",
-           "update_training_domain", "quality_check", "check_model_name", "run_data_dir",
-           "shipped_data_dir"]
+           "update_training_domain", "quality_check", "check_model_name", "shipped_data_dir"]
 
 # Columns of the out-of-fold table kept in the repository: our predictions only,
 # never the shared data's labels or light curves (joined back on source_id).
@@ -89,8 +89,7 @@ def data_domain(dataset, preprocessing):
     if failed:
         raise RuntimeError(f"{len(failed)} training light curves failed: {failed[:3]}")
     gaps = [curve.max_phase_gap for curve in smoothed]
-    # Counted as the package counts a user's star for the domain check.
-    n_epochs = [np.count_nonzero(is_magnitude(m)) for m in dataset.mags]
+    n_epochs = [usable_epochs(p, m) for p, m in zip(dataset.phases, dataset.mags)]
     return {"period_d": [float(np.min(dataset.periods)), float(np.max(dataset.periods))],
             "n_epochs": [int(np.min(n_epochs)), int(np.max(n_epochs))],
             "max_phase_gap": [float(np.min(gaps)), float(np.max(gaps))]}
@@ -142,12 +141,6 @@ def check_model_name(name):
     if name == "default" or not _MODEL_NAME.match(name):
         raise ShipError(f"{name!r} cannot name a model: use letters, digits, '_', '.' and '-' "
                         "(not a path, and not 'default', which names the default model)")
-
-
-def run_data_dir(run_dir):
-    """The data folder a run was trained on (its ``data.json``), or `None` for an older run."""
-    path = Path(run_dir) / "data.json"
-    return Path(json.loads(path.read_text())["path"]) if path.exists() else None
 
 
 def shipped_data_dir(name, *, models_dir=MODELS_DIR):
