@@ -339,6 +339,52 @@ class FehEnsemble:
                 list(pool.map(run, tasks))
         return out
 
+    @property
+    def is_distilled(self):
+        """Whether the model is one network distilled from an ensemble (it has ``crossfit_members``)."""
+        return bool(self.manifest.get("crossfit_members"))
+
+    def predict_crossfit(self, inputs):
+        """Predictions of a distilled model's fold students (never served).
+
+        Each was trained without the stars of its fold: a training star
+        predicted by its own fold's student is an out-of-fold prediction, as
+        the model's accuracy and uncertainty were measured.
+
+        Parameters
+        ----------
+        inputs : ndarray, shape (n, length, 2)
+            Pre-processed light curves.
+
+        Returns
+        -------
+        folds : list of int
+            The fold of each student.
+        predictions : ndarray, shape (n_students, n)
+            Raw (unstretched) [Fe/H] in dex.
+
+        Raises
+        ------
+        ValueError
+            If the model is not distilled.
+        """
+        students = self.manifest.get("crossfit_members")
+        if not students:
+            raise ValueError(f"model {self.name!r} has no fold students: it is not distilled")
+        ort = onnxruntime_module()
+        options = _session_options(ort)
+        inputs = np.ascontiguousarray(inputs, dtype=np.float32)
+        predictions = np.empty((len(students), len(inputs)))
+        for row, student in enumerate(students):
+            # Built when asked for (checks only): a served prediction never needs them.
+            session = _checked_session(ort, self.directory / student["file"],
+                                       student["sha256"], options, ["CPUExecutionProvider"])
+            for start in range(0, len(inputs), BATCH_SIZE):
+                chunk = inputs[start:start + BATCH_SIZE]
+                predictions[row, start:start + len(chunk)] = session.run(
+                    None, {self.input_name: chunk})[0].ravel()
+        return [int(student["fold"]) for student in students], predictions
+
     def _run_cuda(self, chunk):
         """Copy the chunk to the GPU once and bind it to every member (untested: no GPU here).
 

@@ -54,6 +54,11 @@ class ModelManifest:
     members : list of dict, optional
         A plain ensemble's ONNX files: ``file``, ``fold``, ``member``,
         ``seed`` and ``sha256`` each. `None` for a composite.
+    crossfit_members : list of dict, optional
+        A distilled model's fold students (``file``, ``fold``, ``sha256``,
+        ``native_file``, ``native_sha256``): each trained without its fold,
+        they reproduce the out-of-fold predictions its accuracy and
+        calibration were measured on. Never served; `None` for an ensemble.
     training_data : dict, optional
         Name, description, label and label unit of the training set.
     training_domain : dict, optional
@@ -96,6 +101,7 @@ class ModelManifest:
     preprocessing: dict | None = None
     onnx: dict | None = None
     members: list | None = None
+    crossfit_members: list | None = None
     training_data: dict | None = None
     training_domain: dict | None = None
     training_config: dict | None = None

@@ -55,30 +55,3 @@ def test_copies_are_reproducible():
     for (p1, m1), (p2, m2) in zip(first, again):
         assert all(np.array_equal(a, b) for a, b in zip(p1, p2))
         assert all(np.array_equal(a, b) for a, b in zip(m1, m2))
-
-
-def test_a_students_training_set_is_labelled_by_its_folds_teacher(simulated_training_set):
-    from training.distill import fold_teacher_labels, student_training_set
-
-    from rrlyrae_metallicity import load_model
-    from rrlyrae_metallicity.preprocessing import PreprocessingConfig, prepare_inputs
-
-    teacher = load_model("gru")
-    dataset = simulated_training_set
-    stars = np.arange(20)
-    inputs, labels, source = student_training_set(
-        dataset, teacher, stars, 0, copies=2, seed=1,
-        student_config=PreprocessingConfig(**{**teacher.preprocessing.to_dict(),
-                                              "outlier_threshold": 8.0}))
-    assert len(inputs) == len(labels) == len(source) == 60  # own curves + 2 copies each
-    assert np.array_equal(source[:20], stars)
-    # The stars' own curves: labelled by fold 0's two members, not by the whole ensemble.
-    own, _, _ = prepare_inputs(dataset.phases[:20], dataset.mags[:20], dataset.periods[:20],
-                               teacher.preprocessing)
-    members = teacher.stretch(teacher.predict_members(own))
-    fold0 = np.asarray(teacher.member_folds) == 0
-    np.testing.assert_allclose(labels[:20], members[fold0].mean(axis=0))
-    assert not np.allclose(labels[:20], members.mean(axis=0))
-    np.testing.assert_allclose(fold_teacher_labels(teacher, None, own), members.mean(axis=0))
-    # The copies differ from the originals, and are labelled on themselves.
-    assert not np.allclose(inputs[20:40], inputs[:20])

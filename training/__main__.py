@@ -122,6 +122,45 @@ def _cv_parser(sub, name):
                    help="skip the ONNX export (the run cannot be shipped)")
 
 
+def _distill_parser(sub, name):
+    from .distill import DistillConfig
+
+    defaults = DistillConfig()
+    p = _add_parser(sub, name, help="distil a shipped ensemble into one network, resumable",
+                    description="Train one student network per fold of a shipped ensemble, "
+                                "taught by that fold's members on varied copies of the light "
+                                "curves (out-of-fold metrics), and a final student on every "
+                                "star, which 'ship' ships. Re-running the same command resumes "
+                                "an interrupted run from its last epoch.")
+    _add_data_dir(p, help="the teacher's training data folder")
+    p.add_argument("--run-dir", type=Path, required=True, metavar="DIR",
+                   help="output and checkpoint folder (created)")
+    p.add_argument("--teacher", default=defaults.teacher, metavar="MODEL",
+                   help="the shipped ensemble to distil (its recorded folds are used)")
+    p.add_argument("--init-run", type=Path, default=None, metavar="DIR",
+                   help="a finished cv run of the student's architecture and pre-processing: "
+                        "the student of fold k starts from its fold k member 0 (default: "
+                        "random weights)")
+    p.add_argument("--copies", type=int, default=defaults.copies,
+                   help="varied copies of every light curve (fewer epochs, noise, an outlier "
+                        "epoch, a phase shift)")
+    p.add_argument("--outlier-threshold", type=float,
+                   default=defaults.preprocessing["outlier_threshold"], metavar="K",
+                   help="the student's outlier rejection (0: keep every epoch)")
+    p.add_argument("--units", type=int, nargs=3, default=defaults.units,
+                   help="units of the student's GRU layers (without --init-run)")
+    p.add_argument("--seed", type=int, default=defaults.seed, help="seed of everything random")
+    p.add_argument("--learning-rate", type=float, default=defaults.learning_rate,
+                   help="Adam's starting learning rate")
+    p.add_argument("--batch-size", type=int, default=defaults.batch_size, help="mini-batch size")
+    p.add_argument("--max-epochs", type=int, default=defaults.max_epochs,
+                   help="most epochs per student")
+    p.add_argument("--patience", type=int, default=defaults.patience,
+                   help="stop after this many epochs without a better validation loss")
+    p.add_argument("--reduce-lr-patience", type=int, default=defaults.reduce_lr_patience,
+                   help="halve the learning rate after this many epochs without improvement")
+
+
 def _ship_parser(sub, name):
     p = _add_parser(sub, name, help="copy a finished run's ONNX models into the package",
                     description="Copy the verified ONNX members of a finished run into "
@@ -326,6 +365,29 @@ def _run_cv(args, parser):
                       "median_baseline": metrics["median_baseline"]}, indent=2))
 
 
+def _run_distill(args, parser):
+    from .data import load_dataset
+    from .distill import DistillConfig, run_distillation
+
+    config = DistillConfig(
+        teacher=args.teacher,
+        init_run=None if args.init_run is None else str(args.init_run.resolve()),
+        copies=args.copies, seed=args.seed,
+        preprocessing=PreprocessingConfig(outlier_threshold=args.outlier_threshold or None
+                                          ).to_dict(),
+        units=list(args.units), learning_rate=args.learning_rate, batch_size=args.batch_size,
+        max_epochs=args.max_epochs, patience=args.patience,
+        reduce_lr_patience=args.reduce_lr_patience)
+    dataset = load_dataset(args.data_dir)
+    start = time.perf_counter()
+    metrics = run_distillation(dataset, config, args.run_dir, log=log.info,
+                               command=explicit_command(args.subparser, args))
+    log.info("finished in %.0f s (this invocation)", time.perf_counter() - start)
+    print(json.dumps({key: metrics[key] for key in
+                      ("pooled_out_of_fold", "teacher_out_of_fold",
+                       "student_minus_teacher_rms_dex", "pooled_peer")}, indent=2))
+
+
 def _run_study(args, parser):
     from .data import load_dataset
     from .study import PROFILES, StudyProfile, run_study
@@ -435,13 +497,18 @@ def _run_domain(args, parser):
 def _run_ship(args, parser):
     from .readme import update_readme
     from .ship import record_results, ship_run
+    from .ship_student import is_distillation_run, ship_student
 
-    path = ship_run(args.run_dir, args.name, produced_by=args.produced_by,
-                    make_default=args.default, data_dir=args.data_dir,
-                    models_dir=args.models_dir, replace=args.replace,
-                    label_description=args.label_description)
+    distilled = is_distillation_run(args.run_dir)
+    path = (ship_student if distilled else ship_run)(
+        args.run_dir, args.name, produced_by=args.produced_by, make_default=args.default,
+        data_dir=args.data_dir, models_dir=args.models_dir, replace=args.replace,
+        label_description=args.label_description)
     manifest = json.loads(path.read_text())
-    log.info("shipped %s (%d members; trained on %s)", path.parent, len(manifest["members"]),
+    what = (f"one student distilled from {manifest['training_config']['distilled_from']!r}, "
+            f"{len(manifest['crossfit_members'])} fold students for checks" if distilled
+            else f"{len(manifest['members'])} members")
+    log.info("shipped %s (%s; trained on %s)", path.parent, what,
              manifest["training_data"]["description"])
     warning = manifest["quality"].get("warning")
     if warning:
@@ -452,7 +519,7 @@ def _run_ship(args, parser):
     log.info("use it as predict_feh(..., model=%r) (in an editable install; otherwise "
              "reinstall the package)", args.name)
     log.info("results recorded in %s", record_results(args.run_dir, args.name))
-    if args.default:
+    if args.default and not distilled:
         metrics = json.loads((args.run_dir / "metrics.json").read_text())
         readme = Path(__file__).resolve().parents[1] / "README.md"
         update_readme(readme, metrics, args.name, manifest["produced_by"])
@@ -464,6 +531,7 @@ def _run_ship(args, parser):
 #: help lists them in this order.
 COMMANDS = {
     "cv": (_cv_parser, _run_cv),
+    "distill": (_distill_parser, _run_distill),
     "ship": (_ship_parser, _run_ship),
     "study": (_study_parser, _run_study),
     "calibrate": (_calibrate_parser, _run_calibrate),
@@ -519,7 +587,7 @@ def main(argv=None):
     # the flag tells an interruption from a failure.
     previous = signal.signal(signal.SIGINT, on_interrupt)
     try:
-        if args.command in ("cv", "study"):
+        if args.command in ("cv", "study", "distill"):
             import_tensorflow_quietly()
         run(args, parser)
     except _USER_ERRORS as error:
@@ -539,7 +607,7 @@ def _interrupted(args):
     """Say in one line that the run stopped and how to resume it; the exit status 130."""
     where = getattr(args, "run_dir", None) or getattr(args, "study_dir", None)
     resume = (f"; run the same command again to resume: what {where} holds is kept"
-              if where and args.command in ("cv", "study") else "")
+              if where and args.command in ("cv", "study", "distill") else "")
     print(f"\ninterrupted{resume}", file=sys.stderr)
     return 130
 

@@ -334,9 +334,8 @@ def _fit_log_variance(x, errors, ridge):
     return minimize(loss, start, jac=gradient, method="L-BFGS-B").x
 
 
-def _error_model(features, errors, ridge):
+def _error_model(features, errors, ridge, names):
     """The error model fitted on these stars (a dict for the manifest)."""
-    names = uncertainty.ERROR_MODEL_FEATURES
     x = np.column_stack([features[name] for name in names])
     centre, scale = x.mean(axis=0), x.std(axis=0)
     design = np.column_stack([np.ones(len(x)), (x - centre) / scale])
@@ -378,7 +377,8 @@ def error_model_checks(errors, std, features):
                                        for name, mask in groups.items() if mask.any()}}
 
 
-def fit_error_model(errors, features, folds, *, ridge=1e-3):
+def fit_error_model(errors, features, folds, *, ridge=1e-3,
+                    names=uncertainty.ERROR_MODEL_FEATURES):
     """Fit the per-star error model and check it cross-fitted.
 
     Parameters
@@ -391,6 +391,9 @@ def fit_error_model(errors, features, folds, *, ridge=1e-3):
         Fold of every star: each fold is scored with a model fitted on the others.
     ridge : float
         L2 penalty on the standardised coefficients.
+    names : sequence of str
+        The features the model reads (a single network has no members'
+        spread: ``log_spread`` is left out).
 
     Returns
     -------
@@ -403,10 +406,11 @@ def fit_error_model(errors, features, folds, *, ridge=1e-3):
     crossfit_std = np.empty(len(errors))
     for k in np.unique(folds):
         train = folds != k
-        model = _error_model({n: v[train] for n, v in features.items()}, errors[train], ridge)
+        model = _error_model({n: v[train] for n, v in features.items()}, errors[train], ridge,
+                             names)
         crossfit_std[~train] = uncertainty.error_model_std(
             {n: v[~train] for n, v in features.items()}, model)
-    model = _error_model(features, errors, ridge)
+    model = _error_model(features, errors, ridge, names)
     model["crossfit"] = error_model_checks(errors, crossfit_std, features)
     return model, crossfit_std
 
@@ -439,7 +443,9 @@ def shipped_error_model(name, dataset, *, models_dir=MODELS_DIR, results_dir=RES
     # The spread of a star's own fold: what within_fold_spread serves, out of fold.
     spread = own.std(axis=1, ddof=1) if own.shape[1] > 1 else np.zeros(len(own))
     features = uncertainty.error_model_features(prediction, spread, curves, dataset.periods)
-    model, _ = fit_error_model(prediction - dataset.feh, features, folds)
+    names = [n for n in uncertainty.ERROR_MODEL_FEATURES
+             if n != "log_spread" or own.shape[1] > 1]
+    model, _ = fit_error_model(prediction - dataset.feh, features, folds, names=names)
     path = Path(models_dir) / name / "manifest.json"
     manifest = ModelManifest.read(path)
     manifest.uncertainty_calibration = dict(manifest.uncertainty_calibration or {},

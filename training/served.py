@@ -75,7 +75,8 @@ def own_fold_members(ensemble, inputs, folds):
     Parameters
     ----------
     ensemble : `rrlyrae_metallicity.models.FehEnsemble`
-        A plain ensemble with the same number of members in every fold.
+        A plain ensemble with the same number of members in every fold, or
+        a distilled model (its fold students: one column).
     inputs : ndarray, shape (n_stars, length, 2)
     folds : ndarray of int
         Fold of every star.
@@ -84,6 +85,13 @@ def own_fold_members(ensemble, inputs, folds):
     -------
     ndarray, shape (n_stars, members_per_fold)
     """
+    if ensemble.is_distilled:
+        # One network served; its fold students give the out-of-fold predictions.
+        student_folds, predictions = ensemble.predict_crossfit(inputs)
+        own = np.full((len(inputs), 1), np.nan)
+        for row, k in enumerate(student_folds):
+            own[folds == k, 0] = predictions[row, folds == k]
+        return own
     member_folds = np.array(ensemble.member_folds)
     predictions = ensemble.predict_members(inputs)
     per_fold = np.bincount(member_folds)

@@ -24,7 +24,8 @@ __all__ = ["MANIFEST_KEYS", "ShipError", "ship_run", "record_results", "data_dom
 
 # Columns of the out-of-fold table kept in the repository: our predictions only,
 # never the shared data's labels or light curves (joined back on source_id).
-_RECORDED_COLUMNS = ("source_id", "fold", "feh_pred", "feh_pred_members", "amplitude")
+_RECORDED_COLUMNS = ("source_id", "fold", "feh_pred", "feh_pred_members", "feh_teacher",
+                     "amplitude")
 
 #: Keys of a shipped ensemble's manifest, in the order written. Listed, so that
 #: a run made before the uncertainty calibration existed, or a checkout without
