@@ -1,5 +1,7 @@
 """Tests of the ``rrlyrae-feh`` command line."""
 
+import re
+
 import numpy as np
 import pytest
 from astropy import units as u
@@ -93,8 +95,14 @@ def test_models_subcommand(capsys):
         assert line.startswith(name) and f"RMSE {served['rmse']:.3f} dex" in line
         if "components" in manifest:
             assert "weighted mean of 0.5 gru + 0.5 inception" in line
+        elif manifest.get("crossfit_members"):
+            assert f"1 network distilled from {manifest['training_config']['distilled_from']}" \
+                in line
         else:
             assert f"{len(manifest['members'])} members" in line
+        # The speed of its networks, measured now.
+        speed = re.search(r"; ([\d,]+) stars/s in the network on this machine$", line)
+        assert speed and int(speed.group(1).replace(",", "")) > 0
 
 
 @pytest.mark.parametrize("argv, code, message", [

@@ -48,9 +48,12 @@ def teacher(tmp_path_factory):
 
 
 def _config(teacher, **kwargs):
+    """A robust student started from a cv run of its own pre-processing."""
     return distill.DistillConfig(teacher=str(teacher["root"] / "models" / "teacher"),
-                                 init_run=str(teacher["root"] / "cv_robust"), copies=1,
-                                 max_epochs=3, patience=3, **kwargs)
+                                 init=str(teacher["root"] / "cv_robust"), copies=1,
+                                 max_epochs=3, patience=3,
+                                 preprocessing=PreprocessingConfig(outlier_threshold=8.0)
+                                 .to_dict(), **kwargs)
 
 
 @pytest.fixture(scope="module")
@@ -181,3 +184,37 @@ def test_a_student_run_is_refused_by_ship_until_it_is_finished(distilled, tmp_pa
     (unfinished / "metrics.json").unlink()
     with pytest.raises(ShipError, match="unfinished"):
         ship_student(unfinished, "x", models_dir=tmp_path / "models")
+
+
+def test_a_student_started_from_the_teachers_own_members(teacher, tmp_path):
+    from training.native_onnx import keras_member
+
+    from training.member import predict
+
+    config = distill.DistillConfig(teacher=str(teacher["root"] / "models" / "teacher"),
+                                   max_epochs=0, patience=3)
+    metrics = distill.run_distillation(teacher["dataset"], config, tmp_path / "run",
+                                       results_dir=teacher["root"] / "results", **_QUIET)
+    stored = json.loads((tmp_path / "run" / "config.json").read_text())
+    ensemble = load_model(teacher["root"] / "models" / "teacher")
+    assert stored["preprocessing"] == ensemble.preprocessing.to_dict()
+    # Untrained (0 epochs), each fold student is its teacher's member 0 of that fold,
+    # rebuilt in Keras from the ONNX export.
+    inputs = training_inputs(teacher["dataset"], ensemble.preprocessing)
+    members = ensemble.predict_members(inputs)
+    first = [i for i, m in enumerate(ensemble.manifest["members"]) if m["member"] == 0]
+    folds = np.load(tmp_path / "run" / "folds.npy")
+    oof = Table.read(tmp_path / "run" / "oof_predictions.ecsv")["feh_pred"]
+    for k, row in enumerate(first):
+        np.testing.assert_allclose(oof[folds == k], members[row][folds == k], atol=1e-5)
+    rebuilt = keras_member(teacher["root"] / "models" / "teacher" /
+                           ensemble.manifest["members"][0]["file"], inputs)
+    np.testing.assert_allclose(predict(rebuilt, inputs), members[0], atol=1e-5)
+    assert metrics["pooled_out_of_fold"]["rmse"] > 0
+    # A teacher-started student must see the teacher's inputs.
+    with pytest.raises(distill.RunError, match="teacher's pre-processing"):
+        distill.run_distillation(
+            teacher["dataset"], distill.DistillConfig(**{**config.to_dict(), "preprocessing":
+                                                         PreprocessingConfig(
+                                                             outlier_threshold=8.0).to_dict()}),
+            tmp_path / "other", results_dir=teacher["root"] / "results", **_QUIET)

@@ -45,7 +45,7 @@ def test_model_card_lists_every_shipped_model_and_marks_the_default(two_models, 
     out = tmp_path / "card.rst"
     generated_pages.write_model_card(out)
     text = out.read_text()
-    assert "The package ships 2 model ensembles" in text
+    assert "The package ships 2 models" in text
     assert "``fcn`` (default)\n-----" in text
     assert f"``{two_models}``\n-----" in text
     # Both get the accuracy table next to the peer's, from results or manifest.

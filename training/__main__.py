@@ -137,16 +137,17 @@ def _distill_parser(sub, name):
                    help="output and checkpoint folder (created)")
     p.add_argument("--teacher", default=defaults.teacher, metavar="MODEL",
                    help="the shipped ensemble to distil (its recorded folds are used)")
-    p.add_argument("--init-run", type=Path, default=None, metavar="DIR",
-                   help="a finished cv run of the student's architecture and pre-processing: "
-                        "the student of fold k starts from its fold k member 0 (default: "
-                        "random weights)")
+    p.add_argument("--init", default=defaults.init, metavar="FROM",
+                   help="where the students start: 'teacher' (the teacher's own fold k member "
+                        "0, which never saw fold k), a finished cv run of the student's "
+                        "pre-processing (its fold k member 0), or 'random'")
     p.add_argument("--copies", type=int, default=defaults.copies,
                    help="varied copies of every light curve (fewer epochs, noise, an outlier "
-                        "epoch, a phase shift)")
-    p.add_argument("--outlier-threshold", type=float,
-                   default=defaults.preprocessing["outlier_threshold"], metavar="K",
-                   help="the student's outlier rejection (0: keep every epoch)")
+                        "epoch, a phase shift), each labelled by the teacher on the star's "
+                        "own curve")
+    p.add_argument("--outlier-threshold", type=float, default=None, metavar="K",
+                   help="the student's outlier rejection (default: the teacher's "
+                        "pre-processing, which --init teacher requires)")
     p.add_argument("--units", type=int, nargs=3, default=defaults.units,
                    help="units of the student's GRU layers (without --init-run)")
     p.add_argument("--seed", type=int, default=defaults.seed, help="seed of everything random")
@@ -369,12 +370,11 @@ def _run_distill(args, parser):
     from .data import load_dataset
     from .distill import DistillConfig, run_distillation
 
+    init = args.init if args.init in ("teacher", "random") else str(Path(args.init).resolve())
     config = DistillConfig(
-        teacher=args.teacher,
-        init_run=None if args.init_run is None else str(args.init_run.resolve()),
-        copies=args.copies, seed=args.seed,
-        preprocessing=PreprocessingConfig(outlier_threshold=args.outlier_threshold or None
-                                          ).to_dict(),
+        teacher=args.teacher, init=init, copies=args.copies, seed=args.seed,
+        preprocessing=None if args.outlier_threshold is None else PreprocessingConfig(
+            outlier_threshold=args.outlier_threshold).to_dict(),
         units=list(args.units), learning_rate=args.learning_rate, batch_size=args.batch_size,
         max_epochs=args.max_epochs, patience=args.patience,
         reduce_lr_patience=args.reduce_lr_patience)

@@ -50,7 +50,7 @@ import json
 import os
 import time
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -74,10 +74,6 @@ __all__ = ["DistillConfig", "teacher_labels", "student_versions", "run_distillat
 FINAL = "final"
 
 
-def _robust_preprocessing():
-    return PreprocessingConfig(outlier_threshold=8.0).to_dict()
-
-
 @dataclass
 class DistillConfig:
     """Everything that defines a distillation run.
@@ -87,16 +83,19 @@ class DistillConfig:
     teacher : str
         A shipped plain ensemble (`rrlyrae_metallicity.load_model` name or folder)
         with recorded folds (``training/results/<teacher>``).
-    init_run : str or None
-        A finished ``cv`` run of the student's architecture and pre-processing:
-        the student of fold k starts from its fold k member 0 (which never saw
-        fold k), the final student from fold 0's. `None`: random weights.
+    init : str
+        Where the students start: ``"teacher"``, the teacher's own member 0 of
+        fold k (which never saw fold k; rebuilt from its ONNX export,
+        `training.native_onnx.keras_member`), fold 0's for the final student;
+        the path of a finished ``cv`` run of the student's pre-processing
+        (its fold k member 0, likewise); or ``"random"``.
     copies : int
         Varied copies of every training light curve, besides its own.
     seed : int
         Seed of the copies, the validation splits, the weights and the shuffles.
-    preprocessing : dict
-        The student's `~rrlyrae_metallicity.preprocessing.PreprocessingConfig`.
+    preprocessing : dict or None
+        The student's `~rrlyrae_metallicity.preprocessing.PreprocessingConfig`;
+        `None`: the teacher's (which ``init="teacher"`` requires).
     units : list of int
         Units of the student's three GRU layers (used without ``init_run``).
     learning_rate, batch_size, max_epochs, patience, reduce_lr_patience : number
@@ -108,10 +107,10 @@ class DistillConfig:
     """
 
     teacher: str = "gru"
-    init_run: str | None = None
+    init: str = "teacher"
     copies: int = 0
     seed: int = 1
-    preprocessing: dict = field(default_factory=_robust_preprocessing)
+    preprocessing: dict | None = None
     units: list = field(default_factory=lambda: [40, 32, 16])
     learning_rate: float = 0.002
     batch_size: int = 256
@@ -206,25 +205,30 @@ def student_versions(dataset, config, *, workers=None):
 # Training one student, checkpointed after every epoch
 # --------------------------------------------------------------------------
 
-def _initial_model(config, key, n_folds, x_shape, y):
-    """The student before training: a fold member of ``init_run``, or new weights."""
+def _initial_model(config, key, n_folds, inputs, y, teacher_directory):
+    """The student before training: a fold member of the teacher or of a cv run, or new."""
     import keras
 
     from .architectures import build_model
+    from .native_onnx import keras_member
 
-    if config.init_run is not None:
-        fold = 0 if key == FINAL else key
-        path = Path(config.init_run) / f"fold_{fold}" / "member_0.keras"
-        if not path.exists():
-            raise RunError(f"{path} is missing: --init-run must be a finished cv run with "
-                           f"{n_folds} folds")
-        model = keras.models.load_model(path)
-        if tuple(model.input_shape[1:]) != tuple(x_shape[1:]):
-            raise RunError(f"the models of {config.init_run} take inputs of shape "
-                           f"{model.input_shape[1:]}, the student's are {x_shape[1:]}")
-    else:
-        model = build_model("gru", x_shape[1:], label_mean=float(np.mean(y)),
+    fold = 0 if key == FINAL else key
+    if config.init == "teacher":
+        members = [m for m in json.loads((teacher_directory / "manifest.json").read_text())
+                   ["members"] if m["fold"] == fold]
+        model = keras_member(teacher_directory / members[0]["file"], inputs[:256])
+    elif config.init == "random":
+        model = build_model("gru", inputs.shape[1:], label_mean=float(np.mean(y)),
                             label_std=float(np.std(y)), units=config.units)
+    else:
+        path = Path(config.init) / f"fold_{fold}" / "member_0.keras"
+        if not path.exists():
+            raise RunError(f"{path} is missing: --init must be 'teacher', 'random' or a "
+                           f"finished cv run with {n_folds} folds")
+        model = keras.models.load_model(path)
+        if tuple(model.input_shape[1:]) != tuple(inputs.shape[1:]):
+            raise RunError(f"the models of {config.init} take inputs of shape "
+                           f"{model.input_shape[1:]}, the student's are {inputs.shape[1:]}")
     model.compile(optimizer=keras.optimizers.Adam(config.learning_rate), loss="mse",
                   jit_compile=False)
     return model
@@ -251,7 +255,8 @@ def _save_atomically(model, path):
     os.replace(tmp, path)
 
 
-def _train_student(config, student_dir, key, n_folds, fit, validation, seed, log):
+def _train_student(config, student_dir, key, n_folds, fit, validation, seed, log,
+                   teacher_directory):
     """Train (or resume, or load) one student; returns the model and its log line."""
     import keras
 
@@ -269,7 +274,7 @@ def _train_student(config, student_dir, key, n_folds, fit, validation, seed, log
         log(f"student {key}: resuming after epoch {state['epoch']}")
     else:
         keras.utils.set_random_seed(seed)
-        model = _initial_model(config, key, n_folds, x.shape, y)
+        model = _initial_model(config, key, n_folds, x, y, teacher_directory)
         start = float(np.mean((predict(model, val_x) - val_y) ** 2))
         state = {"epoch": 0, "best_val_loss": start, "best_epoch": 0, "wait": 0,
                  "lr_wait": 0, "learning_rate": config.learning_rate, "wall_time_s": 0.0,
@@ -413,7 +418,16 @@ def run_distillation(dataset, config, run_dir, *, log=print, command=None, expor
     dict
         The content of ``metrics.json``.
     """
+    from rrlyrae_metallicity import load_model
+
     run_dir = Path(run_dir)
+    teacher = load_model(config.teacher)
+    if config.preprocessing is None:
+        config = replace(config, preprocessing=teacher.preprocessing.to_dict())
+    elif config.init == "teacher" and config.preprocessing != teacher.preprocessing.to_dict():
+        raise RunError("a student started from the teacher's members must see the teacher's "
+                       "pre-processing; start it from a cv run of its own pre-processing "
+                       "(--init RUN) or at random")
     run_dir.mkdir(parents=True, exist_ok=True)
     _record(run_dir, config, dataset, command)
     folds, labels = _teacher(run_dir, config, dataset, log, Path(results_dir))
@@ -424,15 +438,15 @@ def run_distillation(dataset, config, run_dir, *, log=print, command=None, expor
     wall = 0.0
     for key in [*range(n_folds), FINAL]:
         stars = np.arange(len(dataset)) if key == FINAL else np.flatnonzero(folds != key)
-        teacher = labels[-1] if key == FINAL else labels[key]
+        labels_k = labels[-1] if key == FINAL else labels[key]
         seed = config.seed + 1000 * (n_folds if key == FINAL else key)
         fit_stars, val_stars = _split(dataset, stars, config, seed)
         fit_rows = np.flatnonzero(np.isin(source, fit_stars))
         val_rows = np.flatnonzero(np.isin(source, val_stars))
         model, trained = _train_student(
             config, run_dir / f"student_{key}", key, n_folds,
-            (inputs[fit_rows], teacher[source[fit_rows]]),
-            (inputs[val_rows], teacher[source[val_rows]]), seed, log)
+            (inputs[fit_rows], labels_k[source[fit_rows]]),
+            (inputs[val_rows], labels_k[source[val_rows]]), seed, log, teacher.directory)
         wall += json.loads((run_dir / f"student_{key}" / "student.json").read_text())[
             "wall_time_s"]
         held_out = own[folds == key] if key != FINAL else own[:512]

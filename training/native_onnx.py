@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 __all__ = ["NativeConversionError", "gru_weights", "native_gru_model", "convert_member",
-           "native_file", "nativize_shipped"]
+           "native_file", "nativize_shipped", "keras_member"]
 
 
 class NativeConversionError(ValueError):
@@ -281,3 +281,53 @@ def nativize_shipped(name, dataset, *, models_dir=None, atol=1e-5):
     manifest.onnx = {**manifest.onnx, "native_max_diff_dex": worst}
     manifest.write(directory / "manifest.json")
     return worst
+
+
+def keras_member(onnx_path, check_inputs, *, atol=1e-5):
+    """The Keras model of a shipped ``gru`` member, rebuilt from its tf2onnx export.
+
+    What lets a distillation start from the teacher's own members when
+    their Keras files are not kept (the package ships ONNX only).
+
+    Parameters
+    ----------
+    onnx_path : path-like
+        A tf2onnx export of a ``gru`` member.
+    check_inputs : ndarray, shape (n, length, 2)
+        Real model inputs on which the rebuilt model must reproduce the export.
+    atol : float
+        Largest accepted difference, dex.
+
+    Returns
+    -------
+    keras.Model
+        Uncompiled, with the weights of the export.
+
+    Raises
+    ------
+    NativeConversionError
+        If the export is not a ``gru`` member, or the rebuilt model differs.
+    """
+    import onnx
+
+    from .architectures import build_model
+    from .member import predict
+
+    exported = onnx.load(os.fspath(onnx_path))
+    layers, (kernel, bias), (scale, offset) = gru_weights(exported)
+    check_inputs = np.asarray(check_inputs, dtype=np.float32)
+    model = build_model("gru", check_inputs.shape[1:], label_mean=offset, label_std=scale,
+                        units=[layer["recurrent"].shape[0] for layer in layers])
+    grus = [layer for layer in model.layers if layer.__class__.__name__ == "GRU"]
+    if len(grus) != len(layers):
+        raise NativeConversionError(f"{onnx_path} has {len(layers)} GRU layers, the gru "
+                                    f"architecture {len(grus)}")
+    for keras_layer, weights in zip(grus, layers):
+        keras_layer.set_weights([weights["kernel"], weights["recurrent"], weights["bias"]])
+    model.get_layer("feh_standardised").set_weights([kernel, bias])
+    before = _predict(_session(exported.SerializeToString()), check_inputs)
+    diff = float(np.max(np.abs(predict(model, check_inputs) - before)))
+    if not diff <= atol:
+        raise NativeConversionError(f"the Keras model rebuilt from {onnx_path} differs from it "
+                                    f"by {diff:.3g} dex (tolerance {atol:g})")
+    return model

@@ -145,6 +145,8 @@ def _calibration_section(manifest):
 
 
 def _spread_words(manifest):
+    if manifest.get("crossfit_members"):
+        return "zero: a single network has no members whose spread could be measured"
     if "components" in manifest:
         return ("the spread of the components' single-fold means about the composite mean "
                 "(out of fold, how much the architectures disagree; at prediction time "
@@ -176,6 +178,16 @@ def _model_section(name, default):
         lines += [f"An ensemble across architectures: the weighted mean of the shipped "
                   f"models {parts}, whose ONNX members it shares (it has no files of its "
                   f"own), with its own stretch and uncertainty calibration; {made}"]
+    elif manifest.get("crossfit_members"):
+        config = manifest["training_config"]
+        lines += [f"One ONNX network of the ``{manifest['architecture']}`` architecture "
+                  f"distilled from the ensemble ``{config['distilled_from']}``: it was taught "
+                  f"the ensemble's predictions (`training.distill`), starting from a fold model "
+                  f"of a cross-validation run with this model's pre-processing. Its "
+                  f"{len(manifest['crossfit_members'])} fold students, each taught by the "
+                  "members of one fold on the other folds' stars, are shipped beside it for "
+                  "checks and never serve a prediction: they give the out-of-fold predictions "
+                  f"below (ONNX opset {manifest['onnx']['opset']}); {made}"]
     else:
         n_members = len(manifest["members"])
         folds = len({m["fold"] for m in manifest["members"]})
@@ -214,6 +226,9 @@ def _model_section(name, default):
     if "components" in manifest:
         metrics = manifest["cv_metrics"]
         lines += _composite_metrics_section(manifest)
+    elif manifest.get("crossfit_members"):
+        metrics = manifest["cv_metrics"]
+        lines += _distilled_metrics_section(manifest)
     else:
         if metrics_path.is_file():
             metrics = json.loads(metrics_path.read_text())
@@ -247,6 +262,28 @@ def _composite_metrics_section(manifest):
     ]
 
 
+def _distilled_metrics_section(manifest):
+    """Pooled out-of-fold metrics of a distilled model, of its teacher and of the peer."""
+    metrics = manifest["cv_metrics"]
+    teacher = manifest["training_config"]["distilled_from"]
+    peer = metrics.get("pooled_peer")
+    header = ["metric (pooled)", "student (unstretched)", f"teacher ``{teacher}`` "
+              "(unstretched)"] + ([] if peer is None else ["peer"])
+    rows = [[label, f"{metrics['pooled_out_of_fold'][key]:.4f}{unit}",
+             f"{metrics['teacher_out_of_fold'][key]:.4f}{unit}"]
+            + ([] if peer is None else [f"{peer[key]:.4f}{unit}"])
+            for key, (label, unit) in _METRICS.items()]
+    return [
+        f"Every one of the {metrics['n_stars']} labelled stars is predicted by the fold "
+        "student that never saw it, taught by the teacher's members that never saw it "
+        "either; the teacher column is those members' mean. The fold students' predictions "
+        f"and the teacher's differ by {metrics['student_minus_teacher_rms_dex']:.3f} dex RMS. "
+        "The served, stretched accuracy follows in the next section.",
+        "",
+        *_table(header, rows),
+    ]
+
+
 def _stretch_section(manifest, peer):
     stretch = manifest.get("output_stretch")
     if not stretch:
@@ -274,7 +311,7 @@ def write_model_card(path):
     """Write the per-model sections of the model card to ``path``."""
     names = models.available_models()
     default = models.default_model_name()
-    lines = [f"The package ships {len(names)} model ensemble{'s' if len(names) != 1 else ''}: "
+    lines = [f"The package ships {len(names)} model{'s' if len(names) != 1 else ''}: "
              + ", ".join(f"``{n}``" + (" (the default)" if n == default else "") for n in names)
              + ". ``rrlyrae-feh models`` lists them too.", ""]
     for name in names:
