@@ -47,6 +47,8 @@ def pytest_terminal_summary(terminalreporter):
     for name, seconds in TIMINGS.items():
         write(f"  {name:<32} {seconds * 1e6:10.1f} us/star {1 / seconds:10.0f} stars/s")
     for fast, slow in (("end_to_end", "reference_end_to_end"),
+                       ("end_to_end", "end_to_end_ensemble"),
+                       ("model", "model_ensemble"),
                        ("end_to_end", "lean_reference_end_to_end"),
                        ("api_batch", "single_star"),
                        ("preprocessing", "reference_preprocessing"),

@@ -80,11 +80,34 @@ def test_end_to_end(benchmark, simulated, model):
 
 
 @pytest.fixture(scope="module")
-def keras_members(model):
-    """The ensemble rebuilt in Keras (``build_gru(units=(40, 32, 16))``), ONNX weights loaded."""
+def ensemble():
+    """The ten-member ``gru`` ensemble (the default before the distilled student)."""
+    return load_model("gru")
+
+
+def test_end_to_end_ensemble(benchmark, simulated, ensemble):
+    """``test_end_to_end`` with the ten-member ensemble, beside the default."""
+    benchmark.pedantic(end_to_end, args=(*simulated, ensemble), rounds=3, warmup_rounds=1)
+    record("end_to_end_ensemble", benchmark, N_STARS)
+
+
+def test_model_ensemble(benchmark, simulated, ensemble):
+    """``test_model`` with the ten-member ensemble, beside the default."""
+    inputs, _, _ = prepare_inputs(*simulated, ensemble.preprocessing)
+    benchmark.pedantic(ensemble.predict_members, args=(inputs,), rounds=3, warmup_rounds=1)
+    record("model_ensemble", benchmark, N_STARS)
+
+
+@pytest.fixture(scope="module")
+def keras_members(ensemble):
+    """The ``gru`` ensemble rebuilt in Keras (``build_gru(units=(40, 32, 16))``), ONNX weights.
+
+    The heavy reference: the paper's pipeline run with our ten networks.
+    """
     pytest.importorskip("tensorflow")
     from training.architectures import build_gru
 
+    model = ensemble
     members = []
     for member in model.manifest["members"]:
         keras_model = build_gru((model.preprocessing.sequence_length, 2), units=(40, 32, 16))
