@@ -168,7 +168,9 @@ def error_model_features(feh, spread, curves, periods):
         The columns of `ERROR_MODEL_FEATURES`: log of the usable epochs, the
         largest phase gap, log of the scatter about the smooth curve, the
         amplitude, the period, [Fe/H] and its squared distance from -1.4 dex
-        (the tails are pulled toward the crowded middle), log of the spread.
+        (the tails are pulled toward the crowded middle), log of the spread;
+        also ``feh_abs``, the absolute distance from -1.4 dex, which a
+        single network's model reads instead of the spread.
     """
     feh = np.asarray(feh, dtype=float)
     return {
@@ -179,6 +181,7 @@ def error_model_features(feh, spread, curves, periods):
         "period": np.asarray(periods, dtype=float),
         "feh": feh,
         "feh_squared": (feh + 1.4) ** 2,
+        "feh_abs": np.abs(feh + 1.4),
         "log_spread": np.log(np.maximum(np.asarray(spread, dtype=float), 1e-3)),
     }
 
