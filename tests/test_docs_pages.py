@@ -18,8 +18,8 @@ import generated_pages
 
 @pytest.fixture
 def two_models(tmp_path, monkeypatch):
-    """The shipped default model plus a second one, ``fcn``, made the default."""
-    shipped = models.default_model_name()
+    """The shipped ``gru`` ensemble plus a second one, ``fcn``, made the default."""
+    shipped = "gru"
     root = tmp_path / "models"
     (root / shipped).mkdir(parents=True)
     manifest = json.loads((registry.models_directory() / shipped / "manifest.json").read_text())
@@ -119,6 +119,24 @@ def test_model_card_describes_the_composite_by_its_components(tmp_path):
     assert "components' single-fold means" in section
 
 
+def test_model_card_describes_the_distilled_default_against_its_teacher(tmp_path):
+    out = tmp_path / "card.rst"
+    generated_pages.write_model_card(out)
+    text = out.read_text()
+    assert "``gru_distilled`` (default)\n-----" in text
+    section = text.split("``gru_distilled`` (default)\n")[1].split("``gru_inception``\n")[0]
+    manifest = models.load_model("gru_distilled").manifest
+    assert "One ONNX network of the ``gru`` architecture distilled from the ensemble ``gru``" \
+        in section
+    assert "5 fold students" in section
+    metrics = manifest["cv_metrics"]
+    for key in ("rmse", "wrmse"):
+        assert f"{metrics['pooled_out_of_fold'][key]:.4f} dex" in section
+        assert f"{metrics['teacher_out_of_fold'][key]:.4f} dex" in section
+        assert f"{manifest['output_stretch']['crossfit_out_of_fold'][key]:.4f} dex" in section
+    assert "a single network has no members" in section
+
+
 def _code_blocks(text):
     """The lines of every fenced (Markdown) or indented code-block (rst) of ``text``."""
     blocks, current, fenced = [], None, False
@@ -145,17 +163,37 @@ def test_readme_and_retraining_page_agree_on_how_to_retrain():
     # The commands that made the shipped default, in the same order in both.
     made = ["python -m training cv --run-dir runs/gru --members-per-fold 2 --reduce-lr-patience "
             "20 --patience 50 --max-epochs 800 --weight-power 0 --units 40 32 16",
-            "python -m training ship --run-dir runs/gru --name gru --default",
+            "python -m training ship --run-dir runs/gru --name gru",
             "python -m training calibrate --name gru",
-            "python -m training error-model --name gru"]
+            "python -m training error-model --name gru",
+            "python -m training distill --run-dir runs/gru_distilled --teacher gru",
+            "python -m training ship --run-dir runs/gru_distilled --name gru_distilled --default",
+            "python -m training calibrate --name gru_distilled",
+            "python -m training error-model --name gru_distilled"]
     for text in (readme, page):
         lines = _code_blocks(text)
         start = lines.index(made[0])
         assert lines[start:start + len(made)] == made
-    manifest = registry.read_manifest("gru")
-    assert manifest.produced_by == made[0]
-    assert manifest.output_stretch is not None  # made by calibrate
-    assert "error_model" in manifest.uncertainty_calibration  # made by error-model
+    assert registry.default_model_name() == "gru_distilled"
+    teacher, student = registry.read_manifest("gru"), registry.read_manifest("gru_distilled")
+    assert teacher.produced_by == made[0]
+    assert student.training_config["teacher_produced_by"] == made[0]
+    # The manifest records the distill command with every option spelt out.
+    recorded, documented = student.produced_by.split(), _explicit(made[4])
+    assert recorded[4] == documented[4] == "--data-dir"
+    assert recorded[:4] + recorded[6:] == documented[:4] + documented[6:]
+    for manifest in (teacher, student):
+        assert manifest.output_stretch is not None  # made by calibrate
+        assert "error_model" in manifest.uncertainty_calibration  # made by error-model
+
+
+def _explicit(line):
+    """``line`` with every option spelt out, as a run records it (data folder aside)."""
+    pytest.importorskip("training", reason="run the tests from the repository root")
+    from training.__main__ import build_parser, explicit_command
+
+    args = build_parser().parse_args(line.split()[3:])
+    return explicit_command(args.subparser, args).split()
 
 
 def test_retraining_page_documents_every_column_of_the_training_data():

@@ -35,10 +35,11 @@ def test_default_model_is_shipped_and_verified():
     model = load_model()
     assert model.name in names
     manifest = model.manifest
-    assert len(model.sessions) == len(manifest["members"]) >= 2
-    for member in manifest["members"]:
-        payload = (models_directory() / model.name / member["file"]).read_bytes()
-        assert hashlib.sha256(payload).hexdigest() == member["sha256"]
+    assert len(model.sessions) == len(manifest["members"]) >= 1
+    for member in manifest["members"] + manifest.get("crossfit_members", []):
+        for file, digest in (("file", "sha256"), ("native_file", "native_sha256")):
+            payload = (models_directory() / model.name / member[file]).read_bytes()
+            assert hashlib.sha256(payload).hexdigest() == member[digest]
     for key in ("preprocessing", "training_data", "cv_metrics", "produced_by", "training_domain"):
         assert key in manifest
     assert model.provider in ("CPUExecutionProvider", "CUDAExecutionProvider")
@@ -48,8 +49,14 @@ def _is_composite(name):
     return "components" in json.loads((models_directory() / name / "manifest.json").read_text())
 
 
+def _is_distilled(name):
+    return "crossfit_members" in json.loads((models_directory() / name / "manifest.json")
+                                            .read_text())
+
+
 @pytest.mark.parametrize("name", [n for n in rm.available_models()
-                                  if n != "gru" and not _is_composite(n)])
+                                  if n != "gru" and not _is_composite(n)
+                                  and not _is_distilled(n)])
 def test_each_architecture_name_selects_its_own_ensemble(name, stars, curves):
     model = load_model(name)
     assert model.name == name and model.manifest["architecture"] == name
@@ -117,7 +124,7 @@ def test_corrupt_model_file_is_refused(tmp_path, monkeypatch):
 
 
 def test_members_run_in_parallel_give_the_serial_result(monkeypatch):
-    model = load_model()
+    model = load_model("gru")
     rng = np.random.default_rng(3)
     inputs = rng.normal(0, 0.2, (300, model.preprocessing.sequence_length, 2))
     inputs[..., 1] = np.linspace(0, 0.6, inputs.shape[1])
@@ -132,6 +139,47 @@ def test_members_run_in_parallel_give_the_serial_result(monkeypatch):
     np.testing.assert_array_equal(parallel[3, :128], direct.ravel())
 
 
+def test_the_default_serves_one_distilled_network_with_its_own_sigma(stars, curves):
+    from rrlyrae_metallicity.preprocessing import model_input, smooth_lightcurve
+
+    model = load_model()
+    assert model.is_distilled and model.name == "gru_distilled"
+    assert len(model.sessions) == len(model.native_sessions) == 1
+    assert len(model.manifest["crossfit_members"]) == 5
+    feh, std = rm.predict_feh(curves[0], stars["pf"][0] * u.day, return_std=True)
+    period = stars["pf"][0]
+    phase = fold_times((curves[0].time - curves[0].time[0]).to_value(u.day), period)
+    curve = smooth_lightcurve(phase, curves[0]["mag"].value, model.preprocessing.n_phases)
+    raw = model.predict_members(model_input(curve, period, model.preprocessing)[None])
+    assert raw.shape == (1, 1)
+    stretch = model.manifest["output_stretch"]
+    served = stretch["centre_dex"] + stretch["factor"] * (raw[0, 0] - stretch["centre_dex"])
+    assert feh.value == pytest.approx(served, abs=1e-9)
+    # One network has no spread: its σ reads |[Fe/H] + 1.4| instead, by hand here.
+    error_model = model.manifest["uncertainty_calibration"]["error_model"]
+    assert error_model["features"] == ["log_epochs", "phase_gap", "log_scatter", "amplitude",
+                                       "period", "feh", "feh_squared", "feh_abs"]
+    grid = np.append(curve.grid_phase, 1.0)
+    residual = curve.mag - np.interp(curve.phase, grid, np.append(curve.grid_mag, curve.grid_mag[0]))
+    scatter = 1.4826 * np.median(np.abs(residual - np.median(residual)))
+    x = np.array([np.log(curve.phase.size), curve.max_phase_gap, np.log(scatter), curve.amplitude,
+                  period, feh.value, (feh.value + 1.4) ** 2, abs(feh.value + 1.4)])
+    w = np.array(error_model["coefficients"])
+    standardised = (x - np.array(error_model["centre"])) / np.array(error_model["scale"])
+    expected = error_model["factor"] * np.exp(0.5 * (w[0] + standardised @ w[1:]))
+    assert std.value == pytest.approx(expected, rel=1e-9)
+
+
+def test_the_ten_member_ensemble_stays_available_by_name(stars, curves):
+    ensemble = load_model("gru")
+    assert len(ensemble.sessions) == 10 and not ensemble.is_distilled
+    default = rm.predict_feh(curves[:5], stars["pf"][:5].quantity)
+    by_name = rm.predict_feh(curves[:5], stars["pf"][:5].quantity, model="gru")
+    # Two models, one answer within the labels' noise, not the same numbers.
+    assert not np.allclose(default.value, by_name.value, atol=1e-6)
+    np.testing.assert_allclose(default.value, by_name.value, atol=0.15)
+
+
 def test_predict_single_lightcurve(stars, curves):
     feh = rm.predict_feh(curves[0], stars["pf"][0] * u.day)
     assert feh.unit == u.dex
@@ -140,9 +188,9 @@ def test_predict_single_lightcurve(stars, curves):
 
 
 def test_predict_with_std_matches_members(stars, curves):
-    feh, std = rm.predict_feh(curves[0], stars["pf"][0] * u.day, return_std=True)
+    feh, std = rm.predict_feh(curves[0], stars["pf"][0] * u.day, return_std=True, model="gru")
     assert std.unit == u.dex and std.value > 0
-    model = load_model()
+    model = load_model("gru")
     from rrlyrae_metallicity.preprocessing import model_input, smooth_lightcurve
 
     period = stars["pf"][0]
@@ -172,7 +220,7 @@ def test_predict_with_std_matches_members(stars, curves):
 
 
 def test_uncalibrated_models_report_the_members_spread(monkeypatch):
-    model = load_model()
+    model = load_model("gru")
     monkeypatch.setitem(model.manifest, "uncertainty_calibration", None)
     members = np.array([[-1.0, -2.0], [-1.2, -2.0], [-1.1, -2.5], [-1.1, -2.5]] + [[-1.0, -2.0]] * 6)
     folds = np.array([m["fold"] for m in model.manifest["members"]])

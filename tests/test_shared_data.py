@@ -32,7 +32,8 @@ needs_stripe82 = pytest.mark.skipif(not (STRIPE82 / "stars.ecsv").exists(),
 
 @pytest.fixture(scope="module")
 def shipped():
-    model = load_model()
+    """The ten-member ``gru`` ensemble (the default's teacher) and its recorded results."""
+    model = load_model("gru")
     results = RESULTS / model.name
     if not (results / "oof_predictions.ecsv").exists():
         pytest.skip(f"no recorded training results in {results}")
@@ -99,7 +100,7 @@ def _models_trained_on_the_served_smoother():
     names = []
     for name in rm.available_models():
         manifest = load_model(name).manifest
-        if "components" in manifest:
+        if "components" in manifest or "crossfit_members" in manifest:
             continue
         trained = manifest["training_config"]["preprocessing"].get("smoother", "scipy_gcv")
         if trained == manifest["preprocessing"]["smoother"]:
@@ -259,21 +260,25 @@ def test_composite_model_reproduces_its_out_of_fold_metrics_and_beats_gru(gaia_d
 
 @needs_gaia
 @pytest.mark.slow
-def test_the_error_model_tracks_the_real_error_out_of_fold(shipped, gaia_dataset):
+@pytest.mark.parametrize("name", ["gru_distilled", "gru"])
+def test_the_error_model_tracks_the_real_error_out_of_fold(name, gaia_dataset):
     """The targets of the per-star σ, cross-fitted on the 3772 stars as served."""
     from training.calibration import error_model_checks, fit_error_model
     from training.served import own_fold_members, recorded_folds
 
-    model, _ = shipped
+    model = load_model(name)
     folds = recorded_folds(model.name, gaia_dataset)
     inputs, curves, _ = rm.preprocessing.prepare_inputs(
         gaia_dataset.phases, gaia_dataset.mags, gaia_dataset.periods, model.preprocessing)
+    # A distilled model: one column, its fold students' out-of-fold predictions.
     own = model.stretch(own_fold_members(model, inputs, folds))
     prediction = own.mean(axis=1)
-    features = rm.uncertainty.error_model_features(prediction, own.std(axis=1, ddof=1), curves,
+    spread = own.std(axis=1, ddof=1) if own.shape[1] > 1 else np.zeros(len(own))
+    features = rm.uncertainty.error_model_features(prediction, spread, curves,
                                                    gaia_dataset.periods)
     errors = prediction - gaia_dataset.feh
-    refitted, crossfit_std = fit_error_model(errors, features, folds)
+    refitted, crossfit_std = fit_error_model(
+        errors, features, folds, names=model.uncertainty_calibration["error_model"]["features"])
     checks = error_model_checks(errors, crossfit_std, features)
     assert all(0.9 <= r <= 1.1 for r in checks["rmse_over_rms_std_by_fifth"])
     assert checks["rmse_largest_over_smallest_fifth"] >= 1.4
@@ -287,6 +292,32 @@ def test_the_error_model_tracks_the_real_error_out_of_fold(shipped, gaia_dataset
     served = model.uncertainty(model.stretch(model.predict_members(inputs[:50])), curves[:50],
                                gaia_dataset.periods[:50])
     assert np.isfinite(served).all() and served.std() > 0.01
+
+
+@needs_gaia
+def test_the_distilled_default_reproduces_its_recorded_out_of_fold_predictions(gaia_dataset):
+    """Its fold students, run by the package on its own inputs, give what distill recorded."""
+    from training.data import density_weights
+    from training.metrics import regression_metrics
+    from training.served import own_fold_members, recorded_folds, training_inputs
+
+    model = load_model()
+    assert model.is_distilled
+    recorded = Table.read(RESULTS / model.name / "oof_predictions.ecsv")
+    assert list(recorded["source_id"]) == list(gaia_dataset.stars["source_id"])
+    folds = recorded_folds(model.name, gaia_dataset)
+    own = own_fold_members(model, training_inputs(gaia_dataset, model.preprocessing), folds)
+    np.testing.assert_allclose(own[:, 0], recorded["feh_pred"], atol=1e-5)
+    metrics = regression_metrics(gaia_dataset.feh, own[:, 0], density_weights(gaia_dataset.feh))
+    stored = model.manifest["cv_metrics"]
+    for key in ("rmse", "mae", "r2", "wrmse", "wmae"):
+        assert metrics[key] == pytest.approx(stored["pooled_out_of_fold"][key], abs=1e-6)
+    # Within 0.002 dex of its teacher out of fold, unstretched and as served.
+    for key in ("rmse", "mae", "wrmse"):
+        assert metrics[key] - stored["teacher_out_of_fold"][key] < 0.002
+        served = model.manifest["output_stretch"]["crossfit_out_of_fold"][key]
+        teacher = load_model("gru").manifest["output_stretch"]["crossfit_out_of_fold"][key]
+        assert served - teacher < 0.002
 
 
 @needs_gaia

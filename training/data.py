@@ -42,7 +42,8 @@ from rrlyrae_metallicity.preprocessing import (MIN_EPOCHS, PreprocessingConfig, 
                                                prepare_inputs)
 
 __all__ = ["DEFAULT_DATA_DIR", "TRAINING_DATA_FORMAT", "TrainingDataError", "Dataset",
-           "load_dataset", "usable_epochs", "data_record", "density_weights", "preprocess", "augmented_inputs"]
+           "load_dataset", "usable_epochs", "data_record", "density_weights", "preprocess",
+           "augmented_inputs", "ignore_sigint", "prepare_chunk"]
 
 #: Where the shared data live relative to the repository root.
 DEFAULT_DATA_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "gaia_dr2_rrab_g"
@@ -345,12 +346,18 @@ def density_weights(feh, bandwidth=None):
     return weights / weights.mean()
 
 
-def _ignore_sigint():
+def ignore_sigint():
     """In a worker: leave Ctrl-C to the main process, which says how to resume."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-def _prepare_chunk(args):
+def prepare_chunk(args):
+    """In a worker: `prepare_inputs` on one chunk of stars.
+
+    ``args`` is ``(phases, mags, periods, config_dict, stars)``; returns the
+    inputs, the smoothed curves' amplitudes (NaN where a star failed) and
+    each star's failure as text (`None` where it did not fail).
+    """
     phases, mags, periods, config_dict, stars = args
     config = PreprocessingConfig(**config_dict)
     inputs, smoothed, errors = prepare_inputs(phases, mags, periods, config, stars=stars)
@@ -403,10 +410,10 @@ def preprocess(dataset, config, *, cache_dir=None, workers=None, progress=True):
          config.to_dict(), ids[i:i + chunk])
         for i in range(0, len(dataset), chunk)
     ]
-    pool = ProcessPoolExecutor(max_workers=workers or os.cpu_count(), initializer=_ignore_sigint)
+    pool = ProcessPoolExecutor(max_workers=workers or os.cpu_count(), initializer=ignore_sigint)
     try:
         # The bar is drawn on a terminal only (disable=None): in a log it is noise.
-        results = list(tqdm(pool.map(_prepare_chunk, jobs), total=len(jobs),
+        results = list(tqdm(pool.map(prepare_chunk, jobs), total=len(jobs),
                             desc=f"pre-processing ({config.variant})",
                             disable=None if progress else True))
     except KeyboardInterrupt:

@@ -59,7 +59,7 @@ from astropy.table import Table
 from rrlyrae_metallicity.preprocessing import PreprocessingConfig
 
 from .augment import varied_copies
-from .data import _ignore_sigint, _prepare_chunk, density_weights
+from .data import ignore_sigint, prepare_chunk, density_weights
 from .errors import RunError
 from .files import write_json
 from .folds import strata
@@ -185,8 +185,8 @@ def student_versions(dataset, config, *, workers=None):
              prep.to_dict(), None)
             for phases, mags in versions for i in range(0, len(dataset), chunk)]
     with ProcessPoolExecutor(max_workers=workers or os.cpu_count(),
-                             initializer=_ignore_sigint) as pool:
-        results = list(pool.map(_prepare_chunk, jobs))
+                             initializer=ignore_sigint) as pool:
+        results = list(pool.map(prepare_chunk, jobs))
     inputs = np.concatenate([r[0] for r in results])
     failed = np.array([f is not None for r in results for f in r[2]])
     n = len(dataset)

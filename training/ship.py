@@ -20,7 +20,8 @@ from .native_onnx import native_file
 from .paths import MODELS_DIR, RESULTS_DIR
 
 __all__ = ["MANIFEST_KEYS", "ShipError", "ship_run", "record_results", "data_domain",
-           "update_training_domain", "quality_check", "check_model_name", "shipped_data_dir"]
+           "update_training_domain", "quality_check", "check_model_name", "shipped_data_dir",
+           "checked_run_data", "training_data_entry", "run_training_domain"]
 
 # Columns of the out-of-fold table kept in the repository: our predictions only,
 # never the shared data's labels or light curves (joined back on source_id).
@@ -50,7 +51,7 @@ TRAINING_DATA = {
 }
 
 
-def _training_domain(run_dir, dataset):
+def run_training_domain(run_dir, dataset):
     """Ranges of the training set, for out-of-domain flags at inference time."""
     oof = Table.read(Path(run_dir) / "oof_predictions.ecsv")
     domain = {
@@ -151,7 +152,7 @@ def shipped_data_dir(name, *, models_dir=MODELS_DIR):
     return Path(path) if path else None
 
 
-def _checked_data(run_dir, data_dir):
+def checked_run_data(run_dir, data_dir):
     """The run's data, read again and checked against the checksums it recorded.
 
     Returns the `training.data.Dataset` (`None` when the data are not on this
@@ -177,7 +178,7 @@ def _checked_data(run_dir, data_dir):
     return dataset, record if "files" in record else {**dataset.record, **record}
 
 
-def _training_data(record, label_description):
+def training_data_entry(record, label_description):
     """The manifest's ``training_data``: what the run was trained on, from its record."""
     from .data import DEFAULT_DATA_DIR
 
@@ -306,7 +307,7 @@ def ship_run(run_dir, name, *, produced_by=None, make_default=False, data_dir=No
         if not source.exists():
             raise ShipError(f"{source} is missing: run the cv command to the end first "
                             "(without --no-export)")
-    dataset, record = _checked_data(run_dir, data_dir)
+    dataset, record = checked_run_data(run_dir, data_dir)
     oof = Table.read(run_dir / "oof_predictions.ecsv")
     command_path = run_dir / "command.json"
     recorded_command = (json.loads(command_path.read_text())["command"]
@@ -334,8 +335,8 @@ def ship_run(run_dir, name, *, produced_by=None, make_default=False, data_dir=No
         preprocessing=config["preprocessing"],
         onnx={"input_name": INPUT_NAME, "opset": OPSET},
         members=members,
-        training_data=_training_data(record, label_description),
-        training_domain=_training_domain(run_dir, dataset),
+        training_data=training_data_entry(record, label_description),
+        training_domain=run_training_domain(run_dir, dataset),
         training_config=config,
         cv_metrics={key: metrics[key] for key in
                     ("validation", "training", "peer_same_folds", "pooled_out_of_fold",

@@ -23,7 +23,7 @@ from .export import INPUT_NAME, OPSET
 from .files import git_commit, sha256
 from .native_onnx import native_file
 from .paths import MODELS_DIR
-from .ship import (ShipError, _checked_data, _training_data, _training_domain,
+from .ship import (ShipError, checked_run_data, training_data_entry, run_training_domain,
                    check_model_name, quality_check)
 
 __all__ = ["is_distillation_run", "ship_student", "STUDENT_MANIFEST_KEYS"]
@@ -88,7 +88,7 @@ def ship_student(run_dir, name, *, produced_by=None, make_default=False, data_di
     if target.exists() and not replace:
         raise ShipError(f"a model called {name!r} exists in {models_dir}; choose another "
                         "--name or pass --replace to overwrite it")
-    dataset, record = _checked_data(run_dir, data_dir)
+    dataset, record = checked_run_data(run_dir, data_dir)
     oof = Table.read(run_dir / "oof_predictions.ecsv")
     command_path = run_dir / "command.json"
     recorded_command = (json.loads(command_path.read_text())["command"]
@@ -108,8 +108,8 @@ def ship_student(run_dir, name, *, produced_by=None, make_default=False, data_di
         onnx={"input_name": INPUT_NAME, "opset": OPSET},
         members=[{**served, "trained_on": "every star, taught by every teacher member"}],
         crossfit_members=crossfit,
-        training_data=_training_data(record, label_description),
-        training_domain=_training_domain(run_dir, dataset),
+        training_data=training_data_entry(record, label_description),
+        training_domain=run_training_domain(run_dir, dataset),
         training_config={"distilled_from": teacher.name, "teacher_produced_by":
                          teacher.produced_by, **config},
         cv_metrics={key: metrics[key] for key in
