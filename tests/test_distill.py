@@ -218,3 +218,29 @@ def test_a_student_started_from_the_teachers_own_members(teacher, tmp_path):
                                                          PreprocessingConfig(
                                                              outlier_threshold=8.0).to_dict()}),
             tmp_path / "other", results_dir=teacher["root"] / "results", **_QUIET)
+
+
+def test_a_teacher_shipped_with_models_dir_keeps_its_folds_beside_it(teacher, distilled,
+                                                                       tmp_path):
+    # What `python -m training ship --models-dir DIR` writes: the model and its results/.
+    folder = tmp_path / "models" / "mine"
+    shutil.copytree(teacher["root"] / "models" / "teacher", folder)
+    record_results(teacher["root"] / "cv", "results", results_dir=folder)
+    config = distill.DistillConfig(teacher=str(folder), max_epochs=0)
+    # The package's training/results has no model "mine": the folder's own record is read.
+    metrics = distill.run_distillation(teacher["dataset"], config, tmp_path / "run", **_QUIET)
+    assert np.array_equal(np.load(tmp_path / "run" / "folds.npy"),
+                          np.load(teacher["root"] / "cv" / "folds.npy"))
+    assert metrics["n_stars"] == 90
+    (folder / "results" / "oof_predictions.ecsv").unlink()
+    with pytest.raises(distill.RunError, match="no recorded folds of the teacher"):
+        distill.run_distillation(teacher["dataset"], config, tmp_path / "other", **_QUIET)
+
+
+def test_a_distilled_model_cannot_teach(teacher, distilled, tmp_path):
+    models = tmp_path / "models"
+    ship_student(distilled["run"], "student", models_dir=models)
+    config = distill.DistillConfig(teacher=str(models / "student"), max_epochs=0)
+    with pytest.raises(distill.RunError, match="is a distilled model"):
+        distill.run_distillation(teacher["dataset"], config, tmp_path / "run",
+                                 results_dir=teacher["root"] / "results", **_QUIET)

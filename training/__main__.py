@@ -128,15 +128,17 @@ def _distill_parser(sub, name):
     defaults = DistillConfig()
     p = _add_parser(sub, name, help="distil a shipped ensemble into one network, resumable",
                     description="Train one student network per fold of a shipped ensemble, "
-                                "taught by that fold's members on varied copies of the light "
-                                "curves (out-of-fold metrics), and a final student on every "
-                                "star, which 'ship' ships. Re-running the same command resumes "
-                                "an interrupted run from its last epoch.")
+                                "taught by that fold's members (which never saw the fold) on "
+                                "the other folds' stars: its out-of-fold predictions measure "
+                                "the student. Then a final student on every star, taught by "
+                                "every member: the network that 'ship' ships. Re-running the "
+                                "same command resumes an interrupted run from its last epoch.")
     _add_data_dir(p, help="the teacher's training data folder")
     p.add_argument("--run-dir", type=Path, required=True, metavar="DIR",
                    help="output and checkpoint folder (created)")
     p.add_argument("--teacher", default=defaults.teacher, metavar="MODEL",
-                   help="the shipped ensemble to distil (its recorded folds are used)")
+                   help="the shipped ensemble to distil: a name or a model folder; its "
+                        "recorded folds are used")
     p.add_argument("--init", default=defaults.init, metavar="FROM",
                    help="where the students start: 'teacher' (the teacher's own fold k member "
                         "0, which never saw fold k), a finished cv run of the student's "
@@ -149,7 +151,7 @@ def _distill_parser(sub, name):
                    help="the student's outlier rejection (default: the teacher's "
                         "pre-processing, which --init teacher requires)")
     p.add_argument("--units", type=int, nargs=3, default=defaults.units,
-                   help="units of the student's GRU layers (without --init-run)")
+                   help="units of the student's GRU layers (with --init random)")
     p.add_argument("--seed", type=int, default=defaults.seed, help="seed of everything random")
     p.add_argument("--learning-rate", type=float, default=defaults.learning_rate,
                    help="Adam's starting learning rate")
@@ -514,6 +516,8 @@ def _run_ship(args, parser):
     if warning:
         log.warning("WARNING: model %r is %s", args.name, warning)
     if Path(args.models_dir).resolve() != MODELS_DIR.resolve():
+        # Kept beside the model (a distillation reads the teacher's folds there).
+        record_results(args.run_dir, "results", results_dir=path.parent)
         log.info("use it as predict_feh(..., model=%r)", str(path.parent))
         return
     log.info("use it as predict_feh(..., model=%r) (in an editable install; otherwise "

@@ -6,15 +6,15 @@ good as ten"):
 1. The teacher of outer fold k is the ensemble's members of fold k, the only
    ones that never saw fold k's labels. Each labels every star from the star's
    own, complete light curve (`teacher_labels`).
-2. The student of fold k trains on the other folds' stars: their own light
-   curves and varied copies of them (`training.augment`: fewer epochs, more
-   noise, an outlier epoch, another phase zero point). Every copy of a star
-   carries the teacher's label of the star's own curve: what the student
-   learns is the complete curve's [Fe/H] from a degraded one. (Labelling a
-   copy by the teacher on that copy would teach it the teacher's own
-   sensitivity to a bad epoch, which the student is meant not to have.)
-   The copies are pre-processed as the package serves a user's star, with
-   the student's pre-processing (e.g. outlier rejection).
+2. The student of fold k trains on the other folds' stars, starting from
+   the teacher's own member 0 of fold k (``init="teacher"``), on the
+   teacher's pre-processing. Varied copies of the light curves
+   (``copies``; `training.augment`: fewer epochs, more noise, an outlier
+   epoch, another phase zero point) can be added, each carrying the
+   teacher's label of the star's own curve: what the student then learns is
+   the complete curve's [Fe/H] from a degraded one. On the Gaia training set
+   they made it less accurate on real curves (docs: *Retraining*), so none
+   are added by default.
 3. Each student's predictions on its held-out fold are the out-of-fold
    predictions reported beside the teacher's; a final student, trained on
    every star with the whole ensemble as teacher, is what ships.
@@ -97,7 +97,7 @@ class DistillConfig:
         The student's `~rrlyrae_metallicity.preprocessing.PreprocessingConfig`;
         `None`: the teacher's (which ``init="teacher"`` requires).
     units : list of int
-        Units of the student's three GRU layers (used without ``init_run``).
+        Units of the student's three GRU layers (used with ``init="random"``).
     learning_rate, batch_size, max_epochs, patience, reduce_lr_patience : number
         Adam's starting rate, mini-batch size, epoch limit, early-stopping
         patience and the epochs without improvement after which the rate is
@@ -353,13 +353,25 @@ def _teacher(run_dir, config, dataset, log, results_dir):
     if folds_path.exists() and labels_path.exists():
         return np.load(folds_path), np.load(labels_path)
     ensemble = load_model(config.teacher)
-    if ensemble.is_composite:
-        raise RunError(f"the teacher {config.teacher!r} is a composite; distil a plain ensemble")
+    if ensemble.is_composite or ensemble.is_distilled:
+        raise RunError(f"the teacher {config.teacher!r} is a "
+                       f"{'composite' if ensemble.is_composite else 'distilled model'}; distil "
+                       "a plain ensemble (members by fold)")
+    # A model shipped with --models-dir keeps its results in its own folder
+    # (results/); a package model's are in training/results.
+    package_record = Path(results_dir) / ensemble.name / "oof_predictions.ecsv"
+    own_record = ensemble.directory / "results" / "oof_predictions.ecsv"
+    record = own_record if own_record.exists() else package_record
+    if not record.exists():
+        raise RunError(f"no recorded folds of the teacher {ensemble.name!r}: neither "
+                       f"{package_record} nor {own_record} exists; the teacher must be "
+                       "shipped from a cv run (python -m training ship)")
     try:
-        folds = recorded_folds(ensemble.name, dataset, results_dir)
-    except (FileNotFoundError, KeyError) as error:
-        raise RunError(f"no recorded folds of {ensemble.name!r} for these stars ({error}); "
-                       "the teacher must be a model shipped from a cv run on these data") from None
+        folds = recorded_folds(record.parent.name, dataset, record.parent.parent)
+    except KeyError as error:
+        raise RunError(f"the teacher {ensemble.name!r} was not trained on these stars (star "
+                       f"{error} is not in {record}); give --data-dir the teacher's data") \
+            from None
     log(f"teacher {ensemble.name!r}: {len(ensemble.sessions)} members, labelling "
         f"{len(dataset)} stars")
     labels = teacher_labels(ensemble, training_inputs(dataset, ensemble.preprocessing), folds)
