@@ -53,7 +53,8 @@ def predict_feh(lightcurve, period, *, epoch=None, model="default", return_std=F
         Also return the uncertainty of each value (dex), calibrated on
         out-of-fold errors so that about 68 % of the training stars lie
         within it: the model's per-star error model where its manifest has
-        one (``gru``), else the members' spread with a floor and a scale (see
+        one (the default ``gru_distilled`` and ``gru``), else the members'
+        spread with a floor and a scale (see
         the model card); the raw spread for a model without a calibration.
         NaN outside the training domain.
     mag_column : str, optional

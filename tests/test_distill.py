@@ -40,7 +40,8 @@ def teacher(tmp_path_factory):
                             model_kwargs={"units": [8, 6, 4]})
     run_cross_validation(dataset, config, root / "cv", progress=False, **_QUIET)
     ship_run(root / "cv", "teacher", models_dir=root / "models")
-    record_results(root / "cv", "teacher", results_dir=root / "results")
+    # As `python -m training ship --models-dir` keeps them: beside the model.
+    record_results(root / "cv", "results", results_dir=root / "models" / "teacher")
     robust = TrainingConfig(**{**config.to_dict(), "members_per_fold": 1, "preprocessing":
                                PreprocessingConfig(outlier_threshold=8.0).to_dict()})
     run_cross_validation(dataset, robust, root / "cv_robust", progress=False, **_QUIET)
@@ -60,7 +61,7 @@ def _config(teacher, **kwargs):
 def distilled(teacher):
     run = teacher["root"] / "student_run"
     metrics = distill.run_distillation(teacher["dataset"], _config(teacher), run,
-                                       results_dir=teacher["root"] / "results", **_QUIET)
+                                       **_QUIET)
     return {"run": run, "metrics": metrics}
 
 
@@ -118,15 +119,14 @@ def test_an_interrupted_distillation_resumes_where_it_stopped(teacher, distilled
 
     monkeypatch.setattr(distill, "_save_atomically", interrupt_at_second_epoch_of_fold_1)
     with pytest.raises(KeyboardInterrupt):
-        distill.run_distillation(teacher["dataset"], _config(teacher), run,
-                                 results_dir=teacher["root"] / "results", **_QUIET)
+        distill.run_distillation(teacher["dataset"], _config(teacher), run, **_QUIET)
     assert (run / "student_0" / "student.keras").exists()
     state = json.loads((run / "student_1" / "state.json").read_text())
     assert state["epoch"] == 1
     monkeypatch.setattr(distill, "_save_atomically", real_save)
     lines = []
     metrics = distill.run_distillation(teacher["dataset"], _config(teacher), run,
-                                       results_dir=teacher["root"] / "results", log=lines.append)
+                                       log=lines.append)
     assert any("student 1: resuming after epoch 1" in line for line in lines)
     assert any("student 0: trained before, loaded" in line for line in lines)
     # Epochs seeded by number and the optimiser restored: as if never interrupted.
@@ -142,7 +142,7 @@ def test_a_resumed_run_with_other_options_is_refused(teacher, distilled):
         distill.run_distillation(teacher["dataset"],
                                  distill.DistillConfig(**{**_config(teacher).to_dict(),
                                                           "copies": 2}),
-                                 distilled["run"], results_dir=teacher["root"] / "results",
+                                 distilled["run"],
                                  **_QUIET)
 
 
@@ -194,7 +194,7 @@ def test_a_student_started_from_the_teachers_own_members(teacher, tmp_path):
     config = distill.DistillConfig(teacher=str(teacher["root"] / "models" / "teacher"),
                                    max_epochs=0, patience=3)
     metrics = distill.run_distillation(teacher["dataset"], config, tmp_path / "run",
-                                       results_dir=teacher["root"] / "results", **_QUIET)
+                                       **_QUIET)
     stored = json.loads((tmp_path / "run" / "config.json").read_text())
     ensemble = load_model(teacher["root"] / "models" / "teacher")
     assert stored["preprocessing"] == ensemble.preprocessing.to_dict()
@@ -217,17 +217,18 @@ def test_a_student_started_from_the_teachers_own_members(teacher, tmp_path):
             teacher["dataset"], distill.DistillConfig(**{**config.to_dict(), "preprocessing":
                                                          PreprocessingConfig(
                                                              outlier_threshold=8.0).to_dict()}),
-            tmp_path / "other", results_dir=teacher["root"] / "results", **_QUIET)
+            tmp_path / "other", **_QUIET)
 
 
 def test_a_teacher_shipped_with_models_dir_keeps_its_folds_beside_it(teacher, distilled,
                                                                        tmp_path):
     # What `python -m training ship --models-dir DIR` writes: the model and its results/.
-    folder = tmp_path / "models" / "mine"
+    folder = tmp_path / "models" / "gru"
     shutil.copytree(teacher["root"] / "models" / "teacher", folder)
-    record_results(teacher["root"] / "cv", "results", results_dir=folder)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    (folder / "manifest.json").write_text(json.dumps(dict(manifest, name="gru")))
     config = distill.DistillConfig(teacher=str(folder), max_epochs=0)
-    # The package's training/results has no model "mine": the folder's own record is read.
+    # Its own record is read, not that of the package's model of the same name.
     metrics = distill.run_distillation(teacher["dataset"], config, tmp_path / "run", **_QUIET)
     assert np.array_equal(np.load(tmp_path / "run" / "folds.npy"),
                           np.load(teacher["root"] / "cv" / "folds.npy"))
@@ -242,5 +243,4 @@ def test_a_distilled_model_cannot_teach(teacher, distilled, tmp_path):
     ship_student(distilled["run"], "student", models_dir=models)
     config = distill.DistillConfig(teacher=str(models / "student"), max_epochs=0)
     with pytest.raises(distill.RunError, match="is a distilled model"):
-        distill.run_distillation(teacher["dataset"], config, tmp_path / "run",
-                                 results_dir=teacher["root"] / "results", **_QUIET)
+        distill.run_distillation(teacher["dataset"], config, tmp_path / "run", **_QUIET)

@@ -346,6 +346,7 @@ def _record(run_dir, config, dataset, command):
 def _teacher(run_dir, config, dataset, log, results_dir):
     """The teacher's folds and labels, computed once and kept in the run."""
     from rrlyrae_metallicity import load_model
+    from rrlyrae_metallicity.registry import models_directory
 
     from .served import recorded_folds, training_inputs
 
@@ -357,15 +358,17 @@ def _teacher(run_dir, config, dataset, log, results_dir):
         raise RunError(f"the teacher {config.teacher!r} is a "
                        f"{'composite' if ensemble.is_composite else 'distilled model'}; distil "
                        "a plain ensemble (members by fold)")
-    # A model shipped with --models-dir keeps its results in its own folder
-    # (results/); a package model's are in training/results.
-    package_record = Path(results_dir) / ensemble.name / "oof_predictions.ecsv"
-    own_record = ensemble.directory / "results" / "oof_predictions.ecsv"
-    record = own_record if own_record.exists() else package_record
+    # A package model's results are in training/results; a model shipped with
+    # --models-dir keeps them in its own folder (results/), and never borrows a
+    # package model's of the same name.
+    package = Path(str(models_directory())).resolve() == ensemble.directory.resolve().parent
+    record = (Path(results_dir) / ensemble.name if package
+              else ensemble.directory / "results") / "oof_predictions.ecsv"
     if not record.exists():
-        raise RunError(f"no recorded folds of the teacher {ensemble.name!r}: neither "
-                       f"{package_record} nor {own_record} exists; the teacher must be "
-                       "shipped from a cv run (python -m training ship)")
+        raise RunError(f"no recorded folds of the teacher {ensemble.name!r} ({record} is "
+                       "missing): ship it again from its cv run (python -m training ship "
+                       "--run-dir RUN --name NAME --models-dir DIR --replace), which keeps "
+                       "them beside the model")
     try:
         folds = recorded_folds(record.parent.name, dataset, record.parent.parent)
     except KeyError as error:
