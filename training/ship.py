@@ -21,7 +21,8 @@ from .paths import MODELS_DIR, RESULTS_DIR
 
 __all__ = ["MANIFEST_KEYS", "ShipError", "ship_run", "record_results", "data_domain",
            "update_training_domain", "quality_check", "check_model_name", "shipped_data_dir",
-           "checked_run_data", "training_data_entry", "run_training_domain"]
+           "checked_run_data", "training_data_entry", "run_training_domain", "check_replace",
+           "read_run", "fresh_model_folder"]
 
 # Columns of the out-of-fold table kept in the repository: our predictions only,
 # never the shared data's labels or light curves (joined back on source_id).
@@ -178,6 +179,40 @@ def checked_run_data(run_dir, data_dir):
     return dataset, record if "files" in record else {**dataset.record, **record}
 
 
+def check_replace(models_dir, name, replace):
+    """Refuse to overwrite model ``name`` in ``models_dir`` unless ``replace``."""
+    if (Path(models_dir) / name).exists() and not replace:
+        raise ShipError(f"a model called {name!r} exists in {models_dir}; choose another "
+                        "--name or pass --replace to overwrite it")
+
+
+def read_run(run_dir, data_dir):
+    """What a finished run recorded, for its manifest.
+
+    Returns
+    -------
+    dataset, record
+        `checked_run_data`.
+    oof : `~astropy.table.Table`
+        Its ``oof_predictions.ecsv``.
+    command : str or None
+        The command in its ``command.json`` (`None` for an older run).
+    """
+    dataset, record = checked_run_data(run_dir, data_dir)
+    oof = Table.read(Path(run_dir) / "oof_predictions.ecsv")
+    command_path = Path(run_dir) / "command.json"
+    command = (json.loads(command_path.read_text())["command"]
+               if command_path.exists() else None)
+    return dataset, record, oof, command
+
+
+def fresh_model_folder(target):
+    """Empty ``target`` (a model folder being replaced) or create it."""
+    if target.exists():
+        shutil.rmtree(target)
+    target.mkdir(parents=True)
+
+
 def training_data_entry(record, label_description):
     """The manifest's ``training_data``: what the run was trained on, from its record."""
     from .data import DEFAULT_DATA_DIR
@@ -293,9 +328,7 @@ def ship_run(run_dir, name, *, produced_by=None, make_default=False, data_dir=No
     config = metrics["config"]
     models_dir = Path(models_dir)
     target = models_dir / name
-    if target.exists() and not replace:
-        raise ShipError(f"a model called {name!r} exists in {models_dir}; choose another "
-                        "--name or pass --replace to overwrite it")
+    check_replace(models_dir, name, replace)
     sources = {(k, s): member_file(run_dir, k, s, ".onnx")
                for k in range(config["n_folds"]) for s in range(config["members_per_fold"])}
     # Check every member before touching the shipped model, which a failure must leave intact.
@@ -307,14 +340,8 @@ def ship_run(run_dir, name, *, produced_by=None, make_default=False, data_dir=No
         if not source.exists():
             raise ShipError(f"{source} is missing: run the cv command to the end first "
                             "(without --no-export)")
-    dataset, record = checked_run_data(run_dir, data_dir)
-    oof = Table.read(run_dir / "oof_predictions.ecsv")
-    command_path = run_dir / "command.json"
-    recorded_command = (json.loads(command_path.read_text())["command"]
-                        if command_path.exists() else None)
-    if target.exists():
-        shutil.rmtree(target)
-    target.mkdir(parents=True)
+    dataset, record, oof, recorded_command = read_run(run_dir, data_dir)
+    fresh_model_folder(target)
     members = []
     for (k, s), source in sources.items():
         file_name = f"fold{k}_member{s}.onnx"

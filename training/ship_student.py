@@ -13,7 +13,6 @@ import shutil
 from pathlib import Path
 
 import numpy as np
-from astropy.table import Table
 
 from rrlyrae_metallicity.manifest import MANIFEST_VERSION, ModelManifest
 
@@ -23,8 +22,8 @@ from .export import INPUT_NAME, OPSET
 from .files import git_commit, sha256
 from .native_onnx import native_file
 from .paths import MODELS_DIR
-from .ship import (ShipError, checked_run_data, training_data_entry, run_training_domain,
-                   check_model_name, quality_check)
+from .ship import (ShipError, check_model_name, check_replace, fresh_model_folder,
+                   quality_check, read_run, run_training_domain, training_data_entry)
 
 __all__ = ["is_distillation_run", "ship_student", "STUDENT_MANIFEST_KEYS"]
 
@@ -85,17 +84,9 @@ def ship_student(run_dir, name, *, produced_by=None, make_default=False, data_di
             raise ShipError(f"{source} is missing: run the distill command to the end first")
     models_dir = Path(models_dir)
     target = models_dir / name
-    if target.exists() and not replace:
-        raise ShipError(f"a model called {name!r} exists in {models_dir}; choose another "
-                        "--name or pass --replace to overwrite it")
-    dataset, record = checked_run_data(run_dir, data_dir)
-    oof = Table.read(run_dir / "oof_predictions.ecsv")
-    command_path = run_dir / "command.json"
-    recorded_command = (json.loads(command_path.read_text())["command"]
-                        if command_path.exists() else None)
-    if target.exists():
-        shutil.rmtree(target)
-    target.mkdir(parents=True)
+    check_replace(models_dir, name, replace)
+    dataset, record, oof, recorded_command = read_run(run_dir, data_dir)
+    fresh_model_folder(target)
     served = _copy_with_native(sources[FINAL], target, "student.onnx")
     crossfit = [{**_copy_with_native(sources[k], target, f"fold{k}_student.onnx"), "fold": k}
                 for k in keys if k != FINAL]
