@@ -141,12 +141,14 @@ def test_batch_smoother_moves_predictions_by_less_than_0p01_dex(shipped, gaia_in
 
 @needs_gaia
 @pytest.mark.slow
-def test_public_api_matches_the_training_inputs(shipped, gaia_dataset, gaia_served_inputs):
-    model, _ = shipped
+@pytest.mark.parametrize("name", ["gru", "default"])
+def test_public_api_matches_the_training_inputs(name, gaia_dataset, gaia_served_inputs):
+    model = load_model(name)
     dataset, inputs = gaia_dataset, gaia_served_inputs
+    assert model.preprocessing == load_model("gru").preprocessing  # what the inputs are made by
     rows = np.arange(0, len(dataset), 40)
     curves = [Table({"phase": dataset.phases[i], "mag": dataset.mags[i] * u.mag}) for i in rows]
-    api = rm.predict_feh(curves, dataset.periods[rows] * u.day)
+    api = rm.predict_feh(curves, dataset.periods[rows] * u.day, model=name)
     direct = model.stretch(model.predict_members(inputs[rows])).mean(axis=0)
     np.testing.assert_allclose(api.value, direct, atol=1e-6)
 
