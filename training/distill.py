@@ -426,7 +426,9 @@ def run_distillation(dataset, config, run_dir, *, log=print, command=None, expor
         Export every student to ONNX (and its native GRU rewrite), checked
         against Keras to ``export_atol`` dex.
     results_dir : path-like
-        Where the teacher's recorded folds are (``<teacher>/oof_predictions.ecsv``).
+        Where a package teacher's recorded folds are
+        (``<teacher>/oof_predictions.ecsv``); a teacher in a model folder keeps
+        them in its own ``results/``.
 
     Returns
     -------
