@@ -42,13 +42,14 @@ from rrlyrae_metallicity.preprocessing import PreprocessingConfig
 
 from .calibration import uncertainty_calibration
 from .data import augmented_inputs, density_weights, preprocess
-from .errors import RunError
+from .errors import RunError, differences
 from .files import write_json
 from .folds import stratified_folds
 from .member import export_member, predict, train_member
 from .metrics import median_baseline, regression_metrics, summarise_folds
 
-__all__ = ["TrainingConfig", "RunError", "run_cross_validation", "member_file"]
+__all__ = ["TrainingConfig", "RunError", "run_cross_validation", "member_file",
+           "record_run_data"]
 
 
 
@@ -147,10 +148,8 @@ def _record_config(run_dir, config):
         stored = TrainingConfig(**json.loads(config_path.read_text())).to_dict()
         asked = config.to_dict()
         if stored != asked:
-            differ = "; ".join(f"{key} {stored.get(key)!r} there, {asked.get(key)!r} asked"
-                               for key in sorted(set(stored) | set(asked))
-                               if stored.get(key) != asked.get(key))
-            raise RunError(f"{run_dir} holds a run with another configuration ({differ}); "
+            raise RunError(f"{run_dir} holds a run with another configuration "
+                           f"({differences(stored, asked)}); "
                            "resume it with the same options or choose a new --run-dir")
     else:
         write_json(config_path, config.to_dict())
@@ -166,7 +165,7 @@ def _peer_metrics(feh, peer, weights):
     return regression_metrics(feh[scored], peer[scored], weights[scored])
 
 
-def _record_data(run_dir, dataset, label_description, command):
+def record_run_data(run_dir, dataset, label_description, command):
     """Write ``data.json`` and ``command.json``, or check that a resumed run reads the same data.
 
     The tables' checksums identify the data: resuming on other data would
@@ -395,7 +394,7 @@ def run_cross_validation(dataset, config, run_dir, *, export=True, log=print, on
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     _record_config(run_dir, config)
-    _record_data(run_dir, dataset, label_description, command)
+    record_run_data(run_dir, dataset, label_description, command)
     data = _prepare_data(dataset, config, run_dir.parent / "cache" if cache_dir is None
                          else cache_dir, progress)
     folds = _plan_folds(data.feh, config, run_dir)

@@ -60,7 +60,8 @@ from rrlyrae_metallicity.preprocessing import PreprocessingConfig
 
 from .augment import varied_copies
 from .data import ignore_sigint, prepare_chunk, density_weights
-from .errors import RunError
+from .cv import record_run_data
+from .errors import RunError, differences
 from .files import write_json
 from .folds import strata
 from .member import export_member, predict
@@ -326,26 +327,16 @@ def _record(run_dir, config, dataset, command):
     if path.exists():
         stored = DistillConfig(**json.loads(path.read_text())).to_dict()
         if stored != config.to_dict():
-            differ = "; ".join(f"{key} {stored[key]!r} there, {value!r} asked"
-                               for key, value in config.to_dict().items()
-                               if stored[key] != value)
             raise RunError(f"{run_dir} holds a distillation with another configuration "
-                           f"({differ}); resume it with the same options or choose a new "
-                           "--run-dir")
-        data = json.loads((run_dir / "data.json").read_text())
-        if dataset.record and data.get("files") != dataset.record.get("files"):
-            raise RunError(f"{run_dir} holds a run on other data ({data.get('path')}); resume "
-                           "it on the same data or choose a new --run-dir")
-        return
-    write_json(path, config.to_dict())
-    write_json(run_dir / "data.json", dataset.record)
-    if command is not None:
-        write_json(run_dir / "command.json", {"command": command})
+                           f"({differences(stored, config.to_dict())}); resume it with the "
+                           "same options or choose a new --run-dir")
+    else:
+        write_json(path, config.to_dict())
+    record_run_data(run_dir, dataset, None, command)
 
 
-def _teacher(run_dir, config, dataset, log, results_dir):
+def _teacher(run_dir, ensemble, dataset, log, results_dir):
     """The teacher's folds and labels, computed once and kept in the run."""
-    from rrlyrae_metallicity import load_model
     from rrlyrae_metallicity.registry import models_directory
 
     from .served import recorded_folds, training_inputs
@@ -353,9 +344,8 @@ def _teacher(run_dir, config, dataset, log, results_dir):
     folds_path, labels_path = run_dir / "folds.npy", run_dir / "teacher.npy"
     if folds_path.exists() and labels_path.exists():
         return np.load(folds_path), np.load(labels_path)
-    ensemble = load_model(config.teacher)
     if ensemble.is_composite or ensemble.is_distilled:
-        raise RunError(f"the teacher {config.teacher!r} is a "
+        raise RunError(f"the teacher {ensemble.name!r} is a "
                        f"{'composite' if ensemble.is_composite else 'distilled model'}; distil "
                        "a plain ensemble (members by fold)")
     # A package model's results are in training/results; a model shipped with
@@ -447,7 +437,7 @@ def run_distillation(dataset, config, run_dir, *, log=print, command=None, expor
                        "(--init RUN) or at random")
     run_dir.mkdir(parents=True, exist_ok=True)
     _record(run_dir, config, dataset, command)
-    folds, labels = _teacher(run_dir, config, dataset, log, Path(results_dir))
+    folds, labels = _teacher(run_dir, teacher, dataset, log, Path(results_dir))
     inputs, source, version, amplitudes = _versions(run_dir, dataset, config, log)
     own = np.flatnonzero(version == 0)[np.argsort(source[version == 0])]
     n_folds = int(folds.max()) + 1

@@ -5,8 +5,15 @@ traceback; `training.data.TrainingDataError` (the data) and
 `training.ship.ShipError` (shipping) are their siblings.
 """
 
-__all__ = ["RunError"]
+__all__ = ["RunError", "differences"]
 
 
 class RunError(ValueError):
     """A run that cannot go on as asked: another run in its folder, or folds that cannot be made."""
+
+
+def differences(stored, asked):
+    """``key X there, Y asked`` for every key whose value differs, for a resumed run's error."""
+    return "; ".join(f"{key} {stored.get(key)!r} there, {asked.get(key)!r} asked"
+                     for key in sorted(set(stored) | set(asked))
+                     if stored.get(key) != asked.get(key))

@@ -22,7 +22,7 @@ from .paths import MODELS_DIR, RESULTS_DIR
 __all__ = ["MANIFEST_KEYS", "ShipError", "ship_run", "record_results", "data_domain",
            "update_training_domain", "quality_check", "check_model_name", "shipped_data_dir",
            "checked_run_data", "training_data_entry", "run_training_domain", "check_replace",
-           "read_run", "fresh_model_folder"]
+           "read_run", "fresh_model_folder", "copy_network"]
 
 # Columns of the out-of-fold table kept in the repository: our predictions only,
 # never the shared data's labels or light curves (joined back on source_id).
@@ -206,6 +206,26 @@ def read_run(run_dir, data_dir):
     return dataset, record, oof, command
 
 
+def copy_network(source, target_dir, file_name):
+    """Copy one ONNX network, and its native GRU rewrite if it has one, into a model folder.
+
+    Returns
+    -------
+    dict
+        Its manifest entry's ``sha256``, and ``native_file`` and
+        ``native_sha256`` with a rewrite (`training.native_onnx`: the graph
+        the package runs for calls on a few stars).
+    """
+    shutil.copyfile(source, target_dir / file_name)
+    entry = {"sha256": sha256(target_dir / file_name)}
+    native = Path(native_file(source))
+    if native.exists():
+        entry["native_file"] = native_file(file_name)
+        shutil.copyfile(native, target_dir / entry["native_file"])
+        entry["native_sha256"] = sha256(target_dir / entry["native_file"])
+    return entry
+
+
 def fresh_model_folder(target):
     """Empty ``target`` (a model folder being replaced) or create it."""
     if target.exists():
@@ -345,16 +365,9 @@ def ship_run(run_dir, name, *, produced_by=None, make_default=False, data_dir=No
     members = []
     for (k, s), source in sources.items():
         file_name = f"fold{k}_member{s}.onnx"
-        shutil.copyfile(source, target / file_name)
         history = json.loads(member_file(run_dir, k, s, ".json").read_text())
-        member = {"file": file_name, "fold": k, "member": s, "seed": history["seed"],
-                  "sha256": sha256(target / file_name)}
-        native = Path(native_file(source))
-        if native.exists():  # the GRU rewrite for calls on a few stars (training.native_onnx)
-            member["native_file"] = native_file(file_name)
-            shutil.copyfile(native, target / member["native_file"])
-            member["native_sha256"] = sha256(target / member["native_file"])
-        members.append(member)
+        members.append({"file": file_name, "fold": k, "member": s, "seed": history["seed"],
+                        **copy_network(source, target, file_name)})
     manifest = ModelManifest(
         name=name,
         manifest_version=MANIFEST_VERSION,

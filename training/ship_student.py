@@ -9,7 +9,6 @@ are measured on (`training.served.own_fold_members`), so ``calibrate`` and
 
 import datetime
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -19,11 +18,11 @@ from rrlyrae_metallicity.manifest import MANIFEST_VERSION, ModelManifest
 from .calibration import uncertainty_calibration
 from .distill import FINAL
 from .export import INPUT_NAME, OPSET
-from .files import git_commit, sha256
-from .native_onnx import native_file
+from .files import git_commit
 from .paths import MODELS_DIR
-from .ship import (ShipError, check_model_name, check_replace, fresh_model_folder,
-                   quality_check, read_run, run_training_domain, training_data_entry)
+from .ship import (ShipError, check_model_name, check_replace, copy_network,
+                   fresh_model_folder, quality_check, read_run, run_training_domain,
+                   training_data_entry)
 
 __all__ = ["is_distillation_run", "ship_student", "STUDENT_MANIFEST_KEYS"]
 
@@ -37,18 +36,6 @@ STUDENT_MANIFEST_KEYS = ("name", "manifest_version", "architecture", "preprocess
 def is_distillation_run(run_dir):
     """Whether ``run_dir`` is a `training.distill` run (it holds the teacher's labels)."""
     return (Path(run_dir) / "teacher.npy").exists()
-
-
-def _copy_with_native(source, target_dir, file_name):
-    """Copy a student's ONNX file and its native GRU rewrite; their manifest entry."""
-    shutil.copyfile(source, target_dir / file_name)
-    entry = {"file": file_name, "sha256": sha256(target_dir / file_name)}
-    native = Path(native_file(source))
-    if native.exists():
-        entry["native_file"] = native_file(file_name)
-        shutil.copyfile(native, target_dir / entry["native_file"])
-        entry["native_sha256"] = sha256(target_dir / entry["native_file"])
-    return entry
 
 
 def ship_student(run_dir, name, *, produced_by=None, make_default=False, data_dir=None,
@@ -87,8 +74,10 @@ def ship_student(run_dir, name, *, produced_by=None, make_default=False, data_di
     check_replace(models_dir, name, replace)
     dataset, record, oof, recorded_command = read_run(run_dir, data_dir)
     fresh_model_folder(target)
-    served = _copy_with_native(sources[FINAL], target, "student.onnx")
-    crossfit = [{**_copy_with_native(sources[k], target, f"fold{k}_student.onnx"), "fold": k}
+    served = {"file": "student.onnx",
+              **copy_network(sources[FINAL], target, "student.onnx")}
+    crossfit = [{"file": f"fold{k}_student.onnx",
+                 **copy_network(sources[k], target, f"fold{k}_student.onnx"), "fold": k}
                 for k in keys if k != FINAL]
     teacher = ModelManifest.read(_teacher_manifest(config["teacher"]))
     manifest = ModelManifest(
