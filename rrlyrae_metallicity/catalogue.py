@@ -40,8 +40,8 @@ from .results import FEH_COLUMNS, as_arrays, empty_feh_columns, fill_feh_columns
 __all__ = ["ResumeError", "StarPlan", "predict_catalogue", "predict_chunk"]
 
 # Version of the part files and their manifest; a change makes old parts unusable
-# (2: the feh_n_epochs column; 3: feh_n_rejected; 4: feh_flags).
-_PARTS_VERSION = 4
+# (2: the feh_n_epochs column; 3: feh_n_rejected; 4: feh_flags; 5: feh_epoch_influence).
+_PARTS_VERSION = 5
 
 
 class ResumeError(RRLyraeMetallicityError, ValueError):

@@ -89,7 +89,8 @@ def predict_feh_dask(photometry, stars, *, model="default", id_column="source_id
                          "feh_status": np.empty(0, object), "feh_domain": np.empty(0, object),
                          "feh_flags": np.empty(0, np.int64),
                          "feh_n_epochs": np.empty(0, np.int64),
-                         "feh_n_rejected": np.empty(0, np.int64)})
+                         "feh_n_rejected": np.empty(0, np.int64),
+                         "feh_epoch_influence": np.empty(0)})
     columns = [c for c in (id_column, period_column, epoch_column) if c in stars.colnames]
     # One copy of the star table per worker, not one per task.
     shared_stars = dask.delayed(stars[columns], pure=True)

@@ -14,6 +14,9 @@ Three kinds of answer, per star:
   ``feh_flags`` in bits, and ``feh_phot_std`` is NaN: the uncertainty was
   calibrated on the training stars and says nothing about an extrapolation.
 - **Epochs rejected as outliers** before the fit (a flag only).
+- **Sensitive to one epoch** (a flag only): without the kept epoch farthest
+  from the smooth curve of the others, [Fe/H] moves by more than
+  `EPOCH_SENSITIVITY` times its σ (``feh_epoch_influence`` holds the shift).
 
 `FLAG_BITS` documents the bits of ``feh_flags``.
 """
@@ -22,8 +25,8 @@ import numpy as np
 
 from .exceptions import LightCurveError
 
-__all__ = ["FLAG_BITS", "RRAB_PERIOD_RANGE", "MIN_RRAB_AMPLITUDE", "NOT_RRAB", "RRAB_NAMES",
-           "describe_flags", "domain_flags", "not_rrab_reason", "classification_errors"]
+__all__ = ["FLAG_BITS", "EPOCH_SENSITIVITY", "RRAB_PERIOD_RANGE", "MIN_RRAB_AMPLITUDE",
+           "NOT_RRAB", "RRAB_NAMES", "describe_flags", "domain_flags", "not_rrab_reason", "classification_errors"]
 
 #: Bits of the ``feh_flags`` column: name -> (value, meaning).
 FLAG_BITS = {
@@ -34,10 +37,16 @@ FLAG_BITS = {
     "rejected_epochs": (16, "epochs rejected as outliers before the fit"),
     "not_rrab": (32, "not an RRab (period, amplitude or classification); no prediction"),
     "no_prediction": (64, "no prediction (see feh_status)"),
+    "epoch_sensitive": (128, "[Fe/H] moves by more than half its uncertainty without the "
+                             "epoch farthest from the curve of the others"),
 }
 #: The flags that make a prediction an extrapolation (its σ is NaN).
 OUT_OF_DOMAIN = FLAG_BITS["period"][0] | FLAG_BITS["amplitude"][0] | \
     FLAG_BITS["few_epochs"][0] | FLAG_BITS["phase_gap"][0]
+
+#: The ``epoch_sensitive`` flag: [Fe/H] moves by more than this many σ without
+#: the star's most deviant kept epoch (``feh_epoch_influence``).
+EPOCH_SENSITIVITY = 0.5
 
 #: Periods (days) of fundamental-mode RR Lyrae; outside, a star is not an RRab.
 RRAB_PERIOD_RANGE = (0.28, 1.2)

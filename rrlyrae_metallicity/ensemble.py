@@ -228,7 +228,7 @@ class FehEnsemble:
         """The manifest's calibration of the uncertainty (`None` if uncalibrated)."""
         return self.manifest.get("uncertainty_calibration")
 
-    def uncertainty(self, member_predictions, curves=None, periods=None):
+    def uncertainty(self, member_predictions, curves=None, periods=None, influence=None):
         """Uncertainty of each star's mean [Fe/H], from its members' predictions.
 
         Parameters
@@ -241,6 +241,9 @@ class FehEnsemble:
             their periods (days): with both, a calibration that holds a
             per-star error model uses it
             (`rrlyrae_metallicity.uncertainty.error_model_std`).
+        influence : array-like, optional
+            How far each star's [Fe/H] moves without its most deviant epoch
+            (dex), for an error model that reads it.
 
         Returns
         -------
@@ -262,7 +265,7 @@ class FehEnsemble:
         features = None
         if curves is not None and periods is not None:
             features = error_model_features(self.mean(member_predictions), spread, curves,
-                                            periods)
+                                            periods, influence)
         return calibrated_std(spread, self.uncertainty_calibration, features)
 
     @property

@@ -14,9 +14,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .domain import FLAG_BITS, NOT_RRAB, OUT_OF_DOMAIN, domain_flags, not_rrab_reason
+from .domain import (EPOCH_SENSITIVITY, FLAG_BITS, NOT_RRAB, OUT_OF_DOMAIN, domain_flags,
+                     not_rrab_reason)
 from .exceptions import LightCurveError
-from .preprocessing import is_magnitude, prepare_inputs
+from .preprocessing import is_magnitude, prepare_batch
 
 __all__ = ["STATUS_OK", "StarPredictions", "predict_batch"]
 
@@ -46,6 +47,10 @@ class StarPredictions:
     n_rejected : ndarray of int
         Epochs rejected as outliers before the fit (see
         `~rrlyrae_metallicity.preprocessing.PreprocessingConfig.outlier_threshold`).
+    epoch_influence : ndarray
+        [Fe/H] without the kept epoch farthest from the smooth curve of the
+        others, minus ``feh`` (dex): how much the value rests on that one
+        epoch; NaN without a prediction or with too few epochs to drop one.
     errors : list
         `None`, or the `~rrlyrae_metallicity.exceptions.LightCurveError` of the star.
     smoothed : list
@@ -61,6 +66,7 @@ class StarPredictions:
     flags: np.ndarray
     n_epochs: np.ndarray
     n_rejected: np.ndarray
+    epoch_influence: np.ndarray
     errors: list
     smoothed: list
 
@@ -96,14 +102,17 @@ def predict_batch(batch, ensemble):
     n_epochs = np.zeros(n_stars, dtype=int)
     n_rejected = np.zeros(n_stars, dtype=int)
     smoothed = [None] * n_stars
-    prepared, curves, failures = prepare_inputs(
+    prepared = prepare_batch(
         [batch.phases[i] for i in readable], [batch.mags[i] for i in readable],
         batch.periods[readable], ensemble.preprocessing,
-        stars=[batch.stars[i] for i in readable])
+        stars=[batch.stars[i] for i in readable], jackknife=True)
+    curves, failures = prepared.smoothed, prepared.errors
+    jackknife = np.full_like(inputs, np.nan)
+    jackknife[readable] = prepared.jackknife
     for j, i in enumerate(readable):
         errors[i] = failures[j]
         if failures[j] is None:
-            inputs[i] = prepared[j]
+            inputs[i] = prepared.inputs[j]
             smoothed[i] = curves[j]
             n_epochs[i] = curves[j].phase.size
             n_rejected[i] = curves[j].n_rejected
@@ -118,11 +127,20 @@ def predict_batch(batch, ensemble):
     good = np.array([e is None for e in errors], dtype=bool)
     feh = np.full(n_stars, np.nan)
     std = np.full(n_stars, np.nan)
+    influence = np.full(n_stars, np.nan)
     if good.any():
         members = ensemble.stretch(ensemble.predict_members(inputs[good]))
         feh[good] = ensemble.mean(members)
+        # The same prediction without the star's most deviant epoch: a value
+        # that rests on one epoch is flagged, and its σ grows with the shift.
+        dropped = good & np.isfinite(jackknife[:, 0, 0])
+        if dropped.any():
+            influence[dropped] = ensemble.mean(ensemble.stretch(
+                ensemble.predict_members(jackknife[dropped]))) - feh[dropped]
         std[good] = ensemble.uncertainty(members, [smoothed[i] for i in np.flatnonzero(good)],
-                                         batch.periods[good])
+                                         batch.periods[good], influence[good])
+        sensitive = np.abs(influence) > EPOCH_SENSITIVITY * std
+        flags[sensitive] |= FLAG_BITS["epoch_sensitive"][0]
     # The uncertainty is calibrated on the training stars: it says nothing about
     # an extrapolation beyond them.
     std[(flags & OUT_OF_DOMAIN) != 0] = np.nan
@@ -131,4 +149,4 @@ def predict_batch(batch, ensemble):
     flags[~good] |= FLAG_BITS["no_prediction"][0]
     return StarPredictions(stars=list(batch.stars), feh=feh, feh_std=std, status=status,
                            domain=domain, flags=flags, n_epochs=n_epochs, n_rejected=n_rejected,
-                           errors=errors, smoothed=smoothed)
+                           epoch_influence=influence, errors=errors, smoothed=smoothed)

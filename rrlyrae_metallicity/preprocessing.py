@@ -46,9 +46,10 @@ from .exceptions import LightCurveError
 from .smoothing import (  # noqa: F401
     SmoothedLightCurve,
     max_phase_gap,
-    reject_outliers,
+    screen_epochs,
     smooth_batch,
     smooth_reference,
+    smoothed_from_fit,
 )
 
 __all__ = [
@@ -66,6 +67,9 @@ __all__ = [
     "smooth_lightcurve",
     "model_input",
     "prepare_inputs",
+    "PreparedBatch",
+    "prepare_batch",
+    "same_input_format",
 ]
 
 #: Data variants compared by the paper. ``spline_centered`` is equation 3
@@ -123,9 +127,9 @@ class PreprocessingConfig:
         ``"scipy_gcv"`` (the per-star reference).
     outlier_threshold : float or None
         Reject, before smoothing, up to `MAX_REJECTED` epochs per star that lie
-        more than this many robust scales from the smooth curve of the others
-        (`~rrlyrae_metallicity.smoothing.reject_outliers`); `None` keeps every
-        epoch (the models shipped before the robust pre-processing).
+        more than this many standard deviations from the smooth curve of the
+        others (`~rrlyrae_metallicity.smoothing.screen_epochs`); `None` keeps
+        every epoch.
     """
 
     n_phases: int = 80
@@ -163,6 +167,16 @@ class PreprocessingConfig:
     def sequence_length(self):
         """Length of the model input along the phase axis."""
         return self.max_epochs if self.variant == "raw" else self.n_phases
+
+
+def same_input_format(a, b):
+    """Whether two `PreprocessingConfig` make inputs of the same form (the outlier rule aside).
+
+    A model can read the other's inputs: the outlier rule only decides which
+    epochs are fitted.
+    """
+    return dataclasses.replace(a, outlier_threshold=None) == dataclasses.replace(
+        b, outlier_threshold=None)
 
 
 def is_magnitude(mag):
@@ -412,6 +426,55 @@ def prepare_inputs(phases, mags, periods, config, *, stars=None):
     errors : list
         `None` for each star that succeeded, else the `LightCurveError`.
     """
+    batch = prepare_batch(phases, mags, periods, config, stars=stars)
+    return batch.inputs, batch.smoothed, batch.errors
+
+
+@dataclass
+class PreparedBatch:
+    """Model inputs of many stars (`prepare_batch`).
+
+    Attributes
+    ----------
+    inputs : ndarray, shape (n_stars, config.sequence_length, 2), float32
+        Model inputs; rows of failed stars are filled with zeros.
+    smoothed : list
+        The `SmoothedLightCurve` of each star, or `None` where it failed.
+    errors : list
+        `None` for each star that succeeded, else the `LightCurveError`.
+    jackknife : ndarray or None
+        With ``jackknife=True``: the inputs of each star without its kept
+        epoch farthest from the smooth curve of the others
+        (`~rrlyrae_metallicity.smoothing.screen_epochs`), to measure how much
+        the prediction rests on it; NaN rows where there is none (failed
+        stars, or too few epochs to drop one).
+    deviation : ndarray or None
+        With ``jackknife=True``: that epoch's distance from the curve of the
+        others, in standard deviations of its prediction (NaN where none).
+    """
+
+    inputs: np.ndarray
+    smoothed: list
+    errors: list
+    jackknife: np.ndarray | None = None
+    deviation: np.ndarray | None = None
+
+
+def prepare_batch(phases, mags, periods, config, *, stars=None, jackknife=False):
+    """Pre-process many folded light curves: `prepare_inputs`, optionally with a jackknife.
+
+    Parameters
+    ----------
+    phases, mags, periods, config, stars
+        As for `prepare_inputs`.
+    jackknife : bool
+        Also prepare each star without its most deviant kept epoch
+        (`PreparedBatch.jackknife`).
+
+    Returns
+    -------
+    `PreparedBatch`
+    """
     periods = np.asarray(periods, dtype=float)
     n_stars = len(periods)
     if stars is None:
@@ -426,20 +489,21 @@ def prepare_inputs(phases, mags, periods, config, *, stars=None):
         except LightCurveError as error:
             errors[i] = error
     rows = list(epochs)
-    rejected = {}
-    if config.outlier_threshold is not None and rows:
-        kept, lost = reject_outliers([epochs[i] for i in rows], config.outlier_threshold,
-                                     min_epochs=MIN_EPOCHS, max_rejected=MAX_REJECTED)
-        epochs.update(zip(rows, kept))
-        rejected = dict(zip(rows, lost))
-    if config.smoother == "scipy_gcv":
-        curves = [_try_scipy(epochs[i], config.n_phases, stars[i]) for i in rows]
-    else:
-        curves = smooth_batch([epochs[i] for i in rows], config.n_phases,
-                               [stars[i] for i in rows])
+    rejected, fits, others, others_fits = {}, {}, {}, {}
+    deviation = np.full(n_stars, np.nan)
+    if (config.outlier_threshold is not None or jackknife) and rows:
+        screen = screen_epochs([epochs[i] for i in rows], config.outlier_threshold,
+                               min_epochs=MIN_EPOCHS, max_rejected=MAX_REJECTED)
+        epochs.update(zip(rows, screen.kept))
+        rejected = dict(zip(rows, screen.rejected))
+        fits = dict(zip(rows, screen.kept_fit))
+        others = {i: e for i, e in zip(rows, screen.jackknife) if e is not None}
+        others_fits = dict(zip(rows, screen.jackknife_fit))
+        deviation[rows] = screen.deviation
+    curves = _smooth(epochs, fits, rows, config, stars)
     inputs = np.zeros((n_stars, config.sequence_length, 2), dtype=np.float32)
     smoothed = [None] * n_stars
-    for i, curve in zip(rows, curves):
+    for i, curve in curves.items():
         if isinstance(curve, LightCurveError):
             errors[i] = curve
             continue
@@ -449,7 +513,34 @@ def prepare_inputs(phases, mags, periods, config, *, stars=None):
                 rejected_mag=rejected[i][1])
         inputs[i] = model_input(curve, periods[i], config)
         smoothed[i] = curve
-    return inputs, smoothed, errors
+    batch = PreparedBatch(inputs=inputs, smoothed=smoothed, errors=errors)
+    if jackknife:
+        batch.jackknife = np.full_like(inputs, np.nan)
+        usable = [i for i in others if errors[i] is None]
+        for i, curve in _smooth(others, others_fits, usable, config, stars).items():
+            if not isinstance(curve, LightCurveError):
+                batch.jackknife[i] = model_input(curve, periods[i], config)
+        deviation[[i for i in range(n_stars) if errors[i] is not None]] = np.nan
+        batch.deviation = deviation
+    return batch
+
+
+def _smooth(epochs, fits, rows, config, stars):
+    """``{i: smoothed curve or LightCurveError}`` of ``epochs[i]`` for each ``i`` of ``rows``.
+
+    The ``batch`` smoother starts from ``fits[i]`` where `screen_epochs`
+    already fitted those epochs.
+    """
+    if config.smoother == "scipy_gcv":
+        return {i: _try_scipy(epochs[i], config.n_phases, stars[i]) for i in rows}
+    fitted = [i for i in rows if fits.get(i) is not None]
+    unfitted = [i for i in rows if fits.get(i) is None]
+    curves = dict(zip(fitted, smoothed_from_fit([epochs[i] for i in fitted],
+                                                [fits[i] for i in fitted], config.n_phases,
+                                                [stars[i] for i in fitted])))
+    curves.update(zip(unfitted, smooth_batch([epochs[i] for i in unfitted], config.n_phases,
+                                             [stars[i] for i in unfitted])))
+    return curves
 
 
 def _try_scipy(epochs, n_phases, star):

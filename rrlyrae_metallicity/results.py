@@ -19,13 +19,13 @@ __all__ = ["FEH_COLUMNS", "TEXT_COLUMNS", "empty_feh_columns", "fill_feh_columns
 
 #: Columns added to a star table, in order.
 FEH_COLUMNS = ("feh_phot", "feh_phot_std", "feh_status", "feh_domain", "feh_flags",
-               "feh_n_epochs", "feh_n_rejected")
+               "feh_n_epochs", "feh_n_rejected", "feh_epoch_influence")
 #: Those of `FEH_COLUMNS` that hold text.
 TEXT_COLUMNS = ("feh_status", "feh_domain")
 
 _DTYPES = {"feh_phot": float, "feh_phot_std": float, "feh_status": object,
            "feh_domain": object, "feh_flags": np.int64, "feh_n_epochs": np.int64,
-           "feh_n_rejected": np.int64}
+           "feh_n_rejected": np.int64, "feh_epoch_influence": float}
 
 
 def empty_feh_columns(n_rows):
@@ -41,7 +41,8 @@ def empty_feh_columns(n_rows):
             "feh_domain": np.array([""] * n_rows, dtype=object),
             "feh_flags": np.full(n_rows, FLAG_BITS["no_prediction"][0], dtype=np.int64),
             "feh_n_epochs": np.zeros(n_rows, dtype=np.int64),
-            "feh_n_rejected": np.zeros(n_rows, dtype=np.int64)}
+            "feh_n_rejected": np.zeros(n_rows, dtype=np.int64),
+            "feh_epoch_influence": np.full(n_rows, np.nan)}
 
 
 def fill_feh_columns(columns, rows, predictions):
@@ -62,6 +63,7 @@ def fill_feh_columns(columns, rows, predictions):
     columns["feh_flags"][rows] = predictions.flags
     columns["feh_n_epochs"][rows] = predictions.n_epochs
     columns["feh_n_rejected"][rows] = predictions.n_rejected
+    columns["feh_epoch_influence"][rows] = predictions.epoch_influence
 
 
 def as_arrays(columns):
@@ -99,6 +101,7 @@ def with_feh_columns(table, columns, ensemble, *, inputs=()):
     out["feh_flags"] = np.asarray(columns["feh_flags"], dtype=np.int64)
     out["feh_n_epochs"] = np.asarray(columns["feh_n_epochs"], dtype=np.int64)
     out["feh_n_rejected"] = np.asarray(columns["feh_n_rejected"], dtype=np.int64)
+    out["feh_epoch_influence"] = np.asarray(columns["feh_epoch_influence"], dtype=float) * u.dex
     out["feh_phot"].description = f"photometric [Fe/H], mean of the {ensemble.name} ensemble"
     calibration = ensemble.uncertainty_calibration or {}
     out["feh_phot_std"].description = (
@@ -117,5 +120,8 @@ def with_feh_columns(table, columns, ensemble, *, inputs=()):
                                        "prediction was made from")
     out["feh_n_rejected"].description = ("epochs rejected as outliers (far from the smooth "
                                          "curve of the others) before the fit")
+    out["feh_epoch_influence"].description = (
+        "feh_phot without the kept epoch farthest from the smooth curve of the others, minus "
+        "feh_phot: how much the value rests on that one epoch (NaN: too few epochs to drop one)")
     out.meta.update(provenance(ensemble, inputs=inputs))
     return out

@@ -38,9 +38,11 @@ __all__ = [
     "SmoothedLightCurve",
     "max_phase_gap",
     "smooth_batch",
+    "smoothed_from_fit",
     "smooth_chunk",
     "smooth_reference",
-    "reject_outliers",
+    "screen_epochs",
+    "EpochScreen",
     "bounded_brent",
 ]
 
@@ -91,7 +93,7 @@ class SmoothedLightCurve:
     phase_of_maximum : float
         Phase of maximum light in the input's own phase convention.
     rejected_phase, rejected_mag : ndarray
-        Epochs rejected as outliers (`reject_outliers`), aligned like ``phase``;
+        Epochs rejected as outliers (`screen_epochs`), aligned like ``phase``;
         empty when none was.
     """
 
@@ -273,28 +275,38 @@ def smooth_batch(epochs, n_phases, stars):
     epochs have weight 0 and every operation is per star, so a star's result
     does not depend on the other stars of the batch (beyond rounding).
     """
-    order = np.argsort([e[0].size for e in epochs], kind="stable")
-    chunks = [order[i:i + _BATCH_SIZE] for i in range(0, order.size, _BATCH_SIZE)]
-    results = [None] * len(epochs)
-    def smooth(rows):
-        return smooth_chunk([epochs[i] for i in rows], n_phases)
+    fitted = _in_chunks(lambda chunk: list(zip(*smooth_chunk(chunk, n_phases))), epochs)
+    return [_batch_result(e, coef, phase_max, grid_mag, n_phases, star)
+            for e, (coef, phase_max, grid_mag), star in zip(epochs, fitted, stars)]
 
-    with _single_threaded_blas():
-        workers = _workers(len(chunks))
-        if workers == 1:  # one chunk (a few stars): a thread would only cost its start
-            smoothed = map(smooth, chunks)
-        else:
-            pool = ThreadPoolExecutor(workers)
-            smoothed = pool.map(smooth, chunks)
-        try:
-            for rows, chunk in zip(chunks, smoothed):
-                for i, (coef, phase_max, grid_mag) in zip(rows, zip(*chunk)):
-                    results[i] = _batch_result(epochs[i], coef, phase_max, grid_mag, n_phases,
-                                               stars[i])
-        finally:
-            if workers > 1:
-                pool.shutdown()
-    return results
+
+def smoothed_from_fit(epochs, coefs, n_phases, stars):
+    """`smooth_batch` of stars already fitted (`EpochScreen.kept_fit`): align and resample.
+
+    Parameters
+    ----------
+    epochs : list of tuple
+        ``(phase, mag, weight)`` of each star.
+    coefs : list of ndarray
+        The Fourier coefficients of each star's fit of those epochs.
+    n_phases : int
+        Number of equally spaced output phases.
+    stars : sequence
+        Identifiers used in error messages.
+
+    Returns
+    -------
+    list
+        A `SmoothedLightCurve`, or the `LightCurveError` of the star.
+    """
+    if not epochs:
+        return []
+    coef = np.array(coefs)
+    phase_max = _fourier_minimum(coef)
+    grid = np.arange(n_phases) / n_phases
+    grid_mag = _fourier_eval(_fourier_shift(coef, phase_max), grid)
+    return [_batch_result(*args, n_phases, star)
+            for *args, star in zip(epochs, coef, phase_max, grid_mag, stars)]
 
 
 def _workers(n_chunks):
@@ -329,25 +341,63 @@ def _blas_controller():
     return ThreadpoolController()
 
 
-def reject_outliers(epochs, threshold, *, min_epochs, max_rejected=3, scale_floor=0.01):
-    """Remove epochs that lie far from the smooth curve of the others, star by star.
+@dataclass(frozen=True)
+class EpochScreen:
+    """Each star's epochs after `screen_epochs`.
+
+    Attributes
+    ----------
+    kept : list of tuple
+        ``(phase, mag, weight)`` of each star without its rejected epochs.
+    rejected : list of tuple
+        ``(phase, mag)`` of each star's rejected epochs (empty arrays if none).
+    jackknife : list
+        ``(phase, mag, weight)`` of ``kept`` without the kept epoch farthest
+        from the smooth curve of the others, or `None` where dropping an
+        epoch would leave fewer than ``min_epochs``.
+    deviation : ndarray
+        How far that epoch lies from the curve of the others, in standard
+        deviations of its prediction (NaN without a jackknife).
+    kept_fit, jackknife_fit : list
+        The Fourier coefficients of the fits of ``kept`` and ``jackknife``
+        (`None` where not fitted), for `smoothed_from_fit`.
+    """
+
+    kept: list
+    rejected: list
+    jackknife: list
+    deviation: np.ndarray
+    kept_fit: list
+    jackknife_fit: list
+
+
+def screen_epochs(epochs, threshold, *, min_epochs, max_rejected=3, scale_floor=0.01):
+    """Reject epochs that the smooth curve of the others cannot reach, star by star.
 
     Each round fits every star with the ``batch`` smoother (GCV penalty, as
-    in `smooth_batch`) and finds the epoch with the largest studentized
-    residual, ``r / sqrt(1 - h)`` (``h`` its leverage, so that an epoch in a
-    sparse part of the cycle cannot hide by pulling the curve towards
-    itself), in units of the star's robust scale (1.4826 times the median
-    absolute deviation of its studentized residuals, at least
-    ``scale_floor`` mag). That epoch is rejected when it lies beyond
-    ``threshold`` robust scales, and the star is fitted again: up to
-    ``max_rejected`` rounds, never below ``min_epochs`` epochs.
+    in `smooth_batch`) and picks its most suspect epoch: the largest
+    studentized residual ``r / sqrt(1 - h)`` (``h`` its leverage) in units of
+    the star's robust scale. The star is fitted again without that epoch
+    (its own GCV penalty: a large outlier drags the first fit's penalty and
+    scale, which hides it), and the epoch's deviation is its distance from
+    that curve of the others over the standard deviation of the prediction,
+    ``s * sqrt(1 / w + h0)``: ``s`` the robust scale (1.4826 times the
+    median absolute deviation of the studentized residuals, at least
+    ``scale_floor`` mag), ``w`` the epoch's weight (merged epochs) and
+    ``h0`` the leverage of its phase in the fit of the others. An epoch in a
+    sparse part of the cycle, which the others constrain poorly, has a large
+    ``h0`` and so is not rejected for lying off their curve. The epoch is
+    rejected when its deviation exceeds ``threshold``, and the next round
+    starts from the others: up to ``max_rejected`` epochs, never below
+    ``min_epochs``. The last candidate, not rejected, gives the jackknife.
 
     Parameters
     ----------
     epochs : list of tuple
         ``(phase, mag, weight)`` of each star (cleaned epochs).
-    threshold : float
-        Robust scales beyond which an epoch is an outlier.
+    threshold : float or None
+        Deviation beyond which an epoch is rejected; `None` rejects nothing
+        (the jackknife is still found).
     min_epochs : int
         Fewest epochs a star keeps.
     max_rejected : int
@@ -359,51 +409,124 @@ def reject_outliers(epochs, threshold, *, min_epochs, max_rejected=3, scale_floo
 
     Returns
     -------
-    kept : list of tuple
-        ``(phase, mag, weight)`` of each star without its outliers.
-    rejected : list of tuple
-        ``(phase, mag)`` of the rejected epochs of each star.
+    `EpochScreen`
     """
     kept = list(epochs)
     rejected = [(np.empty(0), np.empty(0)) for _ in epochs]
+    jackknife = [None] * len(epochs)
+    deviation = np.full(len(epochs), np.nan)
+    kept_fit, jackknife_fit = [None] * len(epochs), [None] * len(epochs)
     active = [i for i, e in enumerate(epochs) if e[0].size > min_epochs]
-    for _ in range(max_rejected):
+    for round_ in range(max_rejected + 1):
         if not active:
             break
-        worst = _worst_epochs([kept[i] for i in active], threshold, scale_floor)
+        screened = _in_chunks(_screen_chunk, [kept[i] for i in active], scale_floor)
         next_active = []
-        for i, index in zip(active, worst):
-            if index < 0:
-                continue
-            phase, mag, weight = kept[i]
-            keep = np.arange(phase.size) != index
-            rejected[i] = (np.append(rejected[i][0], phase[index]),
-                           np.append(rejected[i][1], mag[index]))
-            kept[i] = (phase[keep], mag[keep], weight[keep])
-            if phase.size - 1 > min_epochs:
-                next_active.append(i)
+        for i, (index, z, fit, others, others_fit) in zip(active, screened):
+            if threshold is not None and z > threshold and round_ < max_rejected:
+                phase, mag, _ = kept[i]
+                rejected[i] = (np.append(rejected[i][0], phase[index]),
+                               np.append(rejected[i][1], mag[index]))
+                kept[i], kept_fit[i] = others, others_fit
+                if others[0].size > min_epochs:
+                    next_active.append(i)
+            else:
+                kept_fit[i] = fit
+                jackknife[i], deviation[i], jackknife_fit[i] = others, z, others_fit
         active = next_active
-    return kept, rejected
+    return EpochScreen(kept=kept, rejected=rejected, jackknife=jackknife, deviation=deviation,
+                       kept_fit=kept_fit, jackknife_fit=jackknife_fit)
 
 
-def _worst_epochs(epochs, threshold, scale_floor):
-    """Per star, the index of its epoch farthest beyond ``threshold`` robust scales, or -1."""
-    worst = np.full(len(epochs), -1)
+def _screen_chunk(epochs, scale_floor):
+    """One round of `screen_epochs` for a chunk of stars.
+
+    Returns, per star: the index of its most suspect epoch, that epoch's
+    deviation from the curve of the others, the coefficients of the fit of
+    every epoch, the other epochs and the coefficients of their fit.
+    """
+    phase, mag, weight = _pad_epochs(epochs)
+    problem, penalty, coef = _fit(phase, mag, weight)
+    residual = _studentized_residuals(problem, penalty, coef, phase, mag, weight)
+    real = weight > 0
+    centre = np.nanmedian(np.where(real, residual, np.nan), axis=1)
+    scale = np.maximum(_robust_scale(residual, real), scale_floor)
+    score = np.where(real, np.abs(residual - centre[:, None]), -np.inf) / scale[:, None]
+    suspect = np.argmax(score, axis=1)
+    rows = np.arange(len(epochs))
+    at, value, its_weight = phase[rows, suspect], mag[rows, suspect], weight[rows, suspect]
+    others = [tuple(a[np.arange(a.size) != j] for a in e) for e, j in zip(epochs, suspect)]
+    phase, mag, weight = _pad_epochs(others)
+    problem, penalty, others_coef = _fit(phase, mag, weight)
+    residual = _studentized_residuals(problem, penalty, others_coef, phase, mag, weight)
+    scale = np.maximum(_robust_scale(residual, weight > 0), scale_floor)
+    predicted = _fourier_eval_at(others_coef, at[:, None])[:, 0]
+    spread = scale * np.sqrt(1.0 / its_weight + _new_leverage(problem, penalty, at, weight))
+    deviation = np.abs(value - predicted) / spread
+    return list(zip(suspect, deviation, coef, others, others_coef))
+
+
+def _in_chunks(work, epochs, *args):
+    """``work(chunk, *args)`` on chunks of stars of similar epoch counts, in threads.
+
+    Each chunk holds up to `_BATCH_SIZE` stars so that little padding is
+    needed; ``work`` returns one item per star, and the items come back in
+    the order of ``epochs``.
+    """
     order = np.argsort([e[0].size for e in epochs], kind="stable")
-    for start in range(0, order.size, _BATCH_SIZE):
-        rows = order[start:start + _BATCH_SIZE]
-        phase, mag, weight = _pad_epochs([epochs[i] for i in rows])
-        problem, penalty, coef = _fit(phase, mag, weight)
-        residual = _studentized_residuals(problem, penalty, coef, phase, mag, weight)
-        real = weight > 0
-        centre = np.nanmedian(np.where(real, residual, np.nan), axis=1)
-        deviation = np.abs(residual - centre[:, None])
-        scale = _robust_scale(residual, real)
-        score = np.where(real, deviation, -np.inf) / np.maximum(scale, scale_floor)[:, None]
-        farthest = np.argmax(score, axis=1)
-        beyond = score[np.arange(len(rows)), farthest] > threshold
-        worst[rows[beyond]] = farthest[beyond]
-    return worst
+    chunks = [order[i:i + _BATCH_SIZE] for i in range(0, order.size, _BATCH_SIZE)]
+    results = [None] * len(epochs)
+
+    def run(rows):
+        return work([epochs[i] for i in rows], *args)
+
+    with _single_threaded_blas():
+        workers = _workers(len(chunks))
+        if workers == 1:  # one chunk (a few stars): a thread would only cost its start
+            done = map(run, chunks)
+        else:
+            pool = ThreadPoolExecutor(workers)
+            done = pool.map(run, chunks)
+        try:
+            for rows, items in zip(chunks, done):
+                for i, item in zip(rows, items):
+                    results[i] = item
+        finally:
+            if workers > 1:
+                pool.shutdown()
+    return results
+
+
+def _new_leverage(problem, penalty, phase, weight):
+    """Leverage of a new epoch at ``phase`` (one per star) in each star's penalised fit.
+
+    ``1 / sum(w) + a^T (A^T A + lam I)^-1 a``, with ``A`` the weight-centred
+    scaled design of `_decompose` and ``a`` the scaled basis at ``phase``
+    minus the design's weighted mean: the variance of the fitted curve at
+    ``phase``, in units of the noise variance of a unit-weight epoch.
+    """
+    k, scale = _harmonics()
+    angle = 2 * np.pi * phase[:, None] * k
+    new = np.concatenate([np.cos(angle), np.sin(angle)], axis=1) * scale - problem["basis_mean"]
+    # (A^T A + lam)^-1 from the eigendecomposition: on the eigenvectors'
+    # span 1 / (s + lam), and 1 / lam on the rest (fewer epochs than columns).
+    along = np.einsum("sk,skj->sj", new, _eigenvectors(problem))
+    inverse = 1.0 / (problem["eigval"] + penalty[:, None])
+    rest = np.clip((new ** 2).sum(axis=1) - (along ** 2).sum(axis=1), 0.0, None)
+    return 1.0 / weight.sum(axis=1) + (along ** 2 * inverse).sum(axis=1) + rest / penalty
+
+
+def _eigenvectors(problem):
+    """Orthonormal eigenvectors of ``A^T A`` (columns) with non-zero eigenvalues, per star.
+
+    With fewer epochs than columns `_decompose` keeps ``A^T U`` instead
+    (``= V S``); columns of vanishing eigenvalue are zero here.
+    """
+    if not problem["thin"]:
+        return problem["to_scaled"]
+    root = np.sqrt(problem["eigval"])
+    usable = root > 1e-10 * root.max(axis=1, keepdims=True)
+    return problem["to_scaled"] * np.where(usable, 1.0 / np.where(usable, root, 1.0), 0.0)[:, None, :]
 
 
 def _robust_scale(residual, real):
@@ -526,7 +649,8 @@ def _decompose(phase, mag, weight):
         Per star: ``eigval`` (``s``), ``rotated`` (``A V``), ``proj``
         (``V^T A^T y``), ``target`` (``y``), ``to_scaled`` and ``numerator``
         (the scaled coefficients are ``to_scaled @ (numerator / (s + lam))``),
-        ``constant_leverage``, ``mag_mean`` and ``basis_mean``.
+        ``thin`` (fewer epochs than columns: ``to_scaled`` is ``A^T U``, not
+        ``V``), ``constant_leverage``, ``mag_mean`` and ``basis_mean``.
     """
     k, scale = _harmonics()
     angle = 2 * np.pi * phase[..., None] * k
@@ -558,7 +682,7 @@ def _decompose(phase, mag, weight):
         proj = np.einsum("snk,sn->sk", rotated, target)
         to_scaled, numerator = eigvec, proj
     return dict(eigval=eigval, rotated=rotated, proj=proj, target=target,
-                to_scaled=to_scaled, numerator=numerator,
+                to_scaled=to_scaled, numerator=numerator, thin=n_epochs < n_columns,
                 constant_leverage=weight / total[:, None], mag_mean=mag_mean,
                 basis_mean=basis_mean)
 

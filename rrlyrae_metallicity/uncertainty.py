@@ -28,7 +28,7 @@ __all__ = ["COVERAGE", "ERROR_MODEL_FEATURES", "within_fold_spread", "component_
 
 #: What the per-star error model reads (`error_model_features`), in order.
 ERROR_MODEL_FEATURES = ("log_epochs", "phase_gap", "log_scatter", "amplitude", "period",
-                        "feh", "feh_squared", "log_spread")
+                        "feh", "feh_squared", "log_spread", "epoch_influence")
 
 #: Fraction of a Gaussian within one standard deviation.
 COVERAGE = math.erf(1 / math.sqrt(2))
@@ -147,7 +147,7 @@ def calibrated_std(spread, calibration, features=None):
     return calibration["scale"] * np.hypot(calibration["floor_dex"], spread)
 
 
-def error_model_features(feh, spread, curves, periods):
+def error_model_features(feh, spread, curves, periods, influence=None):
     """What predicts a star's error, in the error model's terms.
 
     The one place that computes them, for fitting (``training``) and serving.
@@ -161,6 +161,9 @@ def error_model_features(feh, spread, curves, periods):
     curves : sequence of `~rrlyrae_metallicity.smoothing.SmoothedLightCurve`
     periods : array-like
         Days.
+    influence : array-like, optional
+        How far [Fe/H] moves without the star's most deviant epoch (dex;
+        ``feh_epoch_influence``); NaN (too few epochs to drop one) counts as 0.
 
     Returns
     -------
@@ -170,10 +173,11 @@ def error_model_features(feh, spread, curves, periods):
         amplitude, the period, [Fe/H] and its squared distance from -1.4 dex
         (the tails are pulled toward the crowded middle), log of the spread;
         also ``feh_abs``, the absolute distance from -1.4 dex, which a
-        single network's model reads instead of the spread.
+        single network's model reads instead of the spread; with
+        ``influence``, ``epoch_influence``, its absolute value.
     """
     feh = np.asarray(feh, dtype=float)
-    return {
+    features = {
         "log_epochs": np.log([curve.phase.size for curve in curves]),
         "phase_gap": np.array([curve.max_phase_gap for curve in curves]),
         "log_scatter": np.log(np.maximum([curve.scatter for curve in curves], 1e-3)),
@@ -184,6 +188,9 @@ def error_model_features(feh, spread, curves, periods):
         "feh_abs": np.abs(feh + 1.4),
         "log_spread": np.log(np.maximum(np.asarray(spread, dtype=float), 1e-3)),
     }
+    if influence is not None:
+        features["epoch_influence"] = np.nan_to_num(np.abs(np.asarray(influence, dtype=float)))
+    return features
 
 
 def error_model_std(features, model):

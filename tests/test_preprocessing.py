@@ -10,9 +10,11 @@ from rrlyrae_metallicity.preprocessing import (
     PreprocessingConfig,
     fold_times,
     model_input,
+    prepare_batch,
     prepare_inputs,
     smooth_lightcurve,
 )
+from rrlyrae_metallicity.smoothing import screen_epochs
 
 
 def rrab_shape(phase):
@@ -306,3 +308,68 @@ def test_outlier_threshold_round_trips_and_stays_out_of_old_manifests():
     assert PreprocessingConfig(**config.to_dict()) == config
     with pytest.raises(ValueError, match="outlier_threshold"):
         PreprocessingConfig(outlier_threshold=0.0)
+
+
+def test_an_epoch_alone_on_the_rise_is_not_rejected_while_the_same_miss_elsewhere_is():
+    # 30 epochs spread over the cycle but none on the steep rise (phase 0.9-1.1)
+    # except one: the others cannot say where the rise is, so that epoch lying
+    # off their curve is no evidence against it (its leverage h0 is large).
+    rng = np.random.default_rng(5)
+    phase = np.sort(np.concatenate([rng.uniform(0.12, 0.88, 29), [0.97]]))
+    mag = rrab_shape(phase) + rng.normal(0, 0.01, phase.size)
+    screen = screen_epochs([(phase, mag, np.ones_like(phase))], 12.0, min_epochs=MIN_EPOCHS)
+    assert screen.rejected[0][0].size == 0
+    # The same star with one epoch among the well-sampled ones 0.3 mag off.
+    bad = mag.copy()
+    middle = int(np.argmin(np.abs(phase - 0.5)))
+    bad[middle] += 0.3
+    screen = screen_epochs([(phase, bad, np.ones_like(phase))], 12.0, min_epochs=MIN_EPOCHS)
+    np.testing.assert_array_equal(screen.rejected[0][1], [bad[middle]])
+
+
+def test_leverage_of_a_new_epoch_is_that_of_the_fit_as_a_linear_smoother():
+    # Against (A^T A + lam I)^-1 solved directly, with fewer epochs than the
+    # Fourier columns (the thin eigendecomposition) and with more.
+    from rrlyrae_metallicity import smoothing
+
+    rng = np.random.default_rng(0)
+    for n in (30, 70):
+        phase = np.sort(rng.uniform(0, 1, n))[None]
+        weight = np.ones_like(phase)
+        weight[0, 3] = 2.0
+        mag = rrab_shape(phase) + rng.normal(0, 0.01, phase.shape)
+        problem, penalty, _ = smoothing._fit(phase, mag, weight)
+        new = np.array([0.123])
+        k, scale = smoothing._harmonics()
+
+        def basis(x):
+            angle = 2 * np.pi * x[:, None] * k
+            return np.concatenate([np.cos(angle), np.sin(angle)], axis=1) * scale
+
+        centred = basis(phase[0]) - problem["basis_mean"][0]
+        design = np.sqrt(weight[0])[:, None] * centred
+        a = basis(new)[0] - problem["basis_mean"][0]
+        direct = 1 / weight.sum() + a @ np.linalg.solve(
+            design.T @ design + penalty[0] * np.eye(a.size), a)
+        np.testing.assert_allclose(
+            smoothing._new_leverage(problem, penalty, new, weight), [direct], rtol=1e-6)
+
+
+def test_the_jackknife_is_the_star_without_its_most_deviant_epoch():
+    rng = np.random.default_rng(8)
+    phase = (np.arange(45) + rng.uniform(0.2, 0.8, 45)) / 45  # none merged
+    mag = rrab_shape(phase) + rng.normal(0, 0.01, 45)
+    mag[10] += 0.5  # kept: this configuration rejects nothing
+    config = PreprocessingConfig()
+    short_phase = np.linspace(0, 1, MIN_EPOCHS, endpoint=False)
+    batch = prepare_batch([phase, short_phase], [mag, rrab_shape(short_phase)], [0.6, 0.6],
+                          config, jackknife=True)
+    assert batch.smoothed[0].n_rejected == 0 and batch.deviation[0] > 12
+    expected, _, _ = prepare_inputs([np.delete(phase, 10)], [np.delete(mag, 10)], [0.6], config)
+    np.testing.assert_allclose(batch.jackknife[0], expected[0], atol=1e-6)
+    # The same inputs as without the jackknife.
+    plain, _, _ = prepare_inputs([phase, short_phase], [mag, rrab_shape(short_phase)],
+                                 [0.6, 0.6], config)
+    np.testing.assert_array_equal(batch.inputs, plain)
+    # A star with MIN_EPOCHS epochs has none to spare.
+    assert np.isnan(batch.jackknife[1]).all() and np.isnan(batch.deviation[1])

@@ -90,8 +90,8 @@ def _cv_parser(sub, name):
     p.add_argument("--n-phases", type=int, default=PreprocessingConfig.n_phases,
                    help="phases of the smoothed light curve fed to the network")
     p.add_argument("--outlier-threshold", type=float, default=None, metavar="K",
-                   help="reject up to 3 epochs per star lying more than K robust scales from "
-                        "the smooth curve of the others (default: keep every epoch)")
+                   help="reject up to 3 epochs per star lying more than K standard deviations "
+                        "from the smooth curve of the others (default: keep every epoch)")
     p.add_argument("--folds", type=int, default=5, help="number of cross-validation folds")
     p.add_argument("--seed", type=int, default=1,
                    help="seed of the fold split, the validation split and the weights")
@@ -148,8 +148,8 @@ def _distill_parser(sub, name):
                         "epoch, a phase shift), each labelled by the teacher on the star's "
                         "own curve")
     p.add_argument("--outlier-threshold", type=float, default=None, metavar="K",
-                   help="the student's outlier rejection (default: the teacher's "
-                        "pre-processing, which --init teacher requires)")
+                   help="the student's outlier rejection (default: the teacher's); the "
+                        "teacher then labels the student's inputs")
     p.add_argument("--units", type=int, nargs=3, default=defaults.units,
                    help="units of the student's GRU layers (with --init random)")
     p.add_argument("--seed", type=int, default=defaults.seed, help="seed of everything random")

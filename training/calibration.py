@@ -424,6 +424,44 @@ def fit_error_model(errors, features, folds, *, ridge=1e-3,
     return model, crossfit_std
 
 
+def served_out_of_fold_with_influence(ensemble, dataset, folds):
+    """Each training star as served, by the members of the fold that held it out.
+
+    Through the package's pre-processing (with its jackknife) and the
+    manifest's stretch.
+
+    Returns
+    -------
+    prediction : ndarray
+        The mean of the star's own-fold members.
+    spread : ndarray
+        Their standard deviation (0 for one network): what
+        `~rrlyrae_metallicity.uncertainty.within_fold_spread` serves, out of fold.
+    curves : list
+        The smoothed light curves.
+    influence : ndarray
+        The same prediction without the star's most deviant epoch, minus
+        ``prediction`` (NaN where none could be dropped), as
+        `~rrlyrae_metallicity.pipeline.predict_batch` serves it.
+    """
+    from rrlyrae_metallicity.preprocessing import prepare_batch
+
+    from .served import own_fold_members
+
+    batch = prepare_batch(dataset.phases, dataset.mags, dataset.periods,
+                          ensemble.preprocessing, jackknife=True)
+    if any(e is not None for e in batch.errors):
+        raise RuntimeError(f"training light curves failed: {[e for e in batch.errors if e][:3]}")
+    own = ensemble.stretch(own_fold_members(ensemble, batch.inputs, folds))
+    prediction = own.mean(axis=1)
+    spread = own.std(axis=1, ddof=1) if own.shape[1] > 1 else np.zeros(len(own))
+    dropped = np.isfinite(batch.jackknife[:, 0, 0])
+    jackknife = np.where(dropped[:, None, None], batch.jackknife, batch.inputs)
+    influence = ensemble.stretch(own_fold_members(ensemble, jackknife, folds)).mean(axis=1)
+    influence = np.where(dropped, influence - prediction, np.nan)
+    return prediction, spread, batch.smoothed, influence
+
+
 def shipped_error_model(name, dataset, *, models_dir=MODELS_DIR, results_dir=RESULTS_DIR):
     """Fit a shipped plain ensemble's error model as served and write it into its manifest.
 
@@ -437,23 +475,15 @@ def shipped_error_model(name, dataset, *, models_dir=MODELS_DIR, results_dir=RES
         The error model as written.
     """
     from rrlyrae_metallicity.models import load_model
-    from rrlyrae_metallicity.preprocessing import prepare_inputs
-
-    from .served import own_fold_members
 
     folds = recorded_folds(name, dataset, results_dir)
     ensemble = load_model(name)
-    inputs, curves, errors = prepare_inputs(dataset.phases, dataset.mags, dataset.periods,
-                                            ensemble.preprocessing)
-    if any(e is not None for e in errors):
-        raise RuntimeError(f"training light curves failed: {[e for e in errors if e][:3]}")
-    own = ensemble.stretch(own_fold_members(ensemble, inputs, folds))
-    prediction = own.mean(axis=1)
-    # The spread of a star's own fold: what within_fold_spread serves, out of fold.
-    spread = own.std(axis=1, ddof=1) if own.shape[1] > 1 else np.zeros(len(own))
-    features = uncertainty.error_model_features(prediction, spread, curves, dataset.periods)
-    names = (uncertainty.ERROR_MODEL_FEATURES if own.shape[1] > 1
-             else SINGLE_NETWORK_ERROR_FEATURES)
+    prediction, spread, curves, influence = served_out_of_fold_with_influence(
+        ensemble, dataset, folds)
+    features = uncertainty.error_model_features(prediction, spread, curves, dataset.periods,
+                                                influence)
+    names = (uncertainty.ERROR_MODEL_FEATURES if len(ensemble.member_folds) > len(set(
+        ensemble.member_folds)) else SINGLE_NETWORK_ERROR_FEATURES)
     model, _ = fit_error_model(prediction - dataset.feh, features, folds, names=names)
     path = Path(models_dir) / name / "manifest.json"
     manifest = ModelManifest.read(path)

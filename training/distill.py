@@ -56,7 +56,7 @@ from pathlib import Path
 import numpy as np
 from astropy.table import Table
 
-from rrlyrae_metallicity.preprocessing import PreprocessingConfig
+from rrlyrae_metallicity.preprocessing import PreprocessingConfig, same_input_format
 
 from .augment import varied_copies
 from .data import ignore_sigint, prepare_chunk, density_weights
@@ -335,8 +335,14 @@ def _record(run_dir, config, dataset, command):
     record_run_data(run_dir, dataset, None, command)
 
 
-def _teacher(run_dir, ensemble, dataset, log, results_dir):
-    """The teacher's folds and labels, computed once and kept in the run."""
+def _teacher(run_dir, ensemble, dataset, log, results_dir, preprocessing):
+    """The teacher's folds and labels, computed once and kept in the run.
+
+    The teacher labels each star from the student's inputs where it can
+    read them (the same input format; only the outlier rule may differ), so
+    that a student that rejects an epoch learns the teacher's answer
+    without it; otherwise from its own.
+    """
     from rrlyrae_metallicity.registry import models_directory
 
     from .served import recorded_folds, training_inputs
@@ -367,7 +373,9 @@ def _teacher(run_dir, ensemble, dataset, log, results_dir):
             from None
     log(f"teacher {ensemble.name!r}: {len(ensemble.sessions)} members, labelling "
         f"{len(dataset)} stars")
-    labels = teacher_labels(ensemble, training_inputs(dataset, ensemble.preprocessing), folds)
+    readable = same_input_format(preprocessing, ensemble.preprocessing)
+    labels = teacher_labels(ensemble, training_inputs(
+        dataset, preprocessing if readable else ensemble.preprocessing), folds)
     np.save(folds_path, folds)
     np.save(labels_path, labels)
     return folds, labels
@@ -431,13 +439,15 @@ def run_distillation(dataset, config, run_dir, *, log=print, command=None, expor
     teacher = load_model(config.teacher)
     if config.preprocessing is None:
         config = replace(config, preprocessing=teacher.preprocessing.to_dict())
-    elif config.init == "teacher" and config.preprocessing != teacher.preprocessing.to_dict():
-        raise RunError("a student started from the teacher's members must see the teacher's "
-                       "pre-processing; start it from a cv run of its own pre-processing "
-                       "(--init RUN) or at random")
+    elif config.init == "teacher" and not same_input_format(
+            PreprocessingConfig(**config.preprocessing), teacher.preprocessing):
+        raise RunError("a student started from the teacher's members must read the teacher's "
+                       "input format (only the outlier rule may differ); start it from a cv "
+                       "run of its own pre-processing (--init RUN) or at random")
     run_dir.mkdir(parents=True, exist_ok=True)
     _record(run_dir, config, dataset, command)
-    folds, labels = _teacher(run_dir, teacher, dataset, log, Path(results_dir))
+    folds, labels = _teacher(run_dir, teacher, dataset, log, Path(results_dir),
+                             PreprocessingConfig(**config.preprocessing))
     inputs, source, version, amplitudes = _versions(run_dir, dataset, config, log)
     own = np.flatnonzero(version == 0)[np.argsort(source[version == 0])]
     n_folds = int(folds.max()) + 1
