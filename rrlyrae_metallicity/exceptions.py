@@ -12,6 +12,7 @@ __all__ = [
     "ModelIntegrityError",
     "RRLyraeMetallicityWarning",
     "OutOfDomainWarning",
+    "EpochSensitiveWarning",
 ]
 
 
@@ -69,3 +70,11 @@ class RRLyraeMetallicityWarning(AstropyUserWarning):
 
 class OutOfDomainWarning(RRLyraeMetallicityWarning):
     """Stars were predicted outside the model's training domain (an extrapolation)."""
+
+
+class EpochSensitiveWarning(RRLyraeMetallicityWarning):
+    """A star's [Fe/H] moves by more than half its σ without one of its epochs.
+
+    Bit ``epoch_sensitive`` of ``feh_flags``; ``feh_epoch_influence`` holds
+    the shift.
+    """

@@ -20,8 +20,8 @@ from .adapters import (
     period_in_days,
     star_name,
 )
-from .domain import classification_errors
-from .exceptions import OutOfDomainWarning, RRLyraeMetallicityWarning
+from .domain import FLAG_BITS, classification_errors
+from .exceptions import EpochSensitiveWarning, OutOfDomainWarning, RRLyraeMetallicityWarning
 from .messages import plural
 from .ensemble import load_model
 from .pipeline import STATUS_OK, predict_batch
@@ -113,6 +113,7 @@ def predict_feh(lightcurve, period, *, epoch=None, model="default", return_std=F
             f"{len(failed)} of {len(curves)} light curves could not be processed (NaN returned); "
             f"first: {failed[0]}", RRLyraeMetallicityWarning, stacklevel=2)
     _warn_out_of_domain(result, stacklevel=3)
+    _warn_epoch_sensitive(result, stacklevel=3)
     if is_mapping:
         columns = empty_feh_columns(len(curves))
         fill_feh_columns(columns, slice(None), result)
@@ -132,9 +133,25 @@ def _predict_one(lightcurve, period, epoch, ensemble, return_std, mag_column):
     if result.failed:
         raise result.failed[0]
     _warn_out_of_domain(result, stacklevel=4)
+    _warn_epoch_sensitive(result, stacklevel=4)
     if return_std:
         return result.feh[0] * u.dex, result.feh_std[0] * u.dex
     return result.feh[0] * u.dex
+
+
+def _warn_epoch_sensitive(result, stacklevel):
+    """One warning per call naming the stars whose [Fe/H] rests on one epoch."""
+    bit = FLAG_BITS["epoch_sensitive"][0]
+    sensitive = [(star, shift) for star, shift, flags in
+                 zip(result.stars, result.epoch_influence, result.flags) if flags & bit]
+    if sensitive:
+        listed = "; ".join(f"star {star}: {shift:+.2f} dex" for star, shift in sensitive[:5])
+        more = f" (and {len(sensitive) - 5} more)" if len(sensitive) > 5 else ""
+        warnings.warn(
+            f"{len(sensitive)} of {plural(len(result), 'light curve')}: [Fe/H] moves by more "
+            f"than half its uncertainty without the epoch farthest from the smooth curve of "
+            f"the others (check that epoch): {listed}{more}", EpochSensitiveWarning,
+            stacklevel=stacklevel)
 
 
 def _warn_out_of_domain(result, stacklevel):

@@ -5,8 +5,10 @@ For every labelled star of ``../shared/data/gaia_dr2_rrab_g`` with at least
 by each offset, and the star is predicted again through the public API
 (`rrlyrae_metallicity.add_feh`). The script prints, per offset, the share of
 stars whose [Fe/H] moved by more than 0.05 and 0.15 dex, the median shift,
-and the share moved by more than their own σ without a flag (status not ok,
-or a non-empty ``feh_domain``, or a rejected epoch)::
+the share whose bad epoch was rejected, and the share moved by more than the
+σ served with the moved value without a flag (status not ok, or any bit of
+``feh_flags``: outside the domain, epochs rejected, sensitive to one
+epoch)::
 
     python scripts/outlier_sensitivity.py --model gru --offsets 0.2 0.5 1 2 5
 
@@ -24,6 +26,7 @@ from astropy import units as u
 from astropy.table import Table
 
 from rrlyrae_metallicity import add_feh, load_model
+from rrlyrae_metallicity.domain import FLAG_BITS
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "gaia_dr2_rrab_g"
 
@@ -51,10 +54,7 @@ def predict(table, curves, model):
 
 
 def flagged(result):
-    flags = (result["feh_status"] != "ok") | (result["feh_domain"] != "")
-    if "feh_n_rejected" in result.colnames:
-        flags |= np.asarray(result["feh_n_rejected"]) > 0
-    return np.asarray(flags)
+    return np.asarray((result["feh_status"] != "ok") | (result["feh_flags"] != 0))
 
 
 def main(argv=None):
@@ -76,16 +76,18 @@ def main(argv=None):
     table, curves = load(args.min_epochs)
     curves = {int(s): curves[int(s)] for s in table["source_id"]}
     clean = predict(table, curves, args.model)
-    feh0, std0 = np.asarray(clean["feh_phot"]), np.asarray(clean["feh_phot_std"])
+    feh0 = np.asarray(clean["feh_phot"])
     print(f"{len(table)} stars with >= {args.min_epochs} epochs; model {clean.meta['feh_model']}")
     if args.clean:
         error = feh0 - np.asarray(table["feh"])
-        print(f"clean: RMSE {np.sqrt(np.nanmean(error ** 2)):.4f} dex against the labels; "
-              f"{int(flagged(clean).sum())} flagged; epochs rejected from "
+        sensitive = (np.asarray(clean["feh_flags"]) & FLAG_BITS["epoch_sensitive"][0]) != 0
+        print(f"clean: RMSE {np.sqrt(np.nanmean(error ** 2)):.4f} dex against the labels "
+              f"(in sample); {int(flagged(clean).sum())} flagged, {int(sensitive.sum())} of "
+              f"them sensitive to one epoch; epochs rejected from "
               f"{int((np.asarray(clean['feh_n_rejected']) > 0).sum())} stars")
     rng = np.random.default_rng(args.seed)
     chosen = {sid: int(rng.integers(len(p))) for sid, (p, _) in curves.items()}
-    print("offset  >0.05 dex  >0.15 dex  median shift  >sigma unflagged")
+    print("offset  >0.05 dex  >0.15 dex  median shift  bad epoch rejected  >sigma unflagged")
     for offset in args.offsets:
         bad = {}
         for sid, (phase, mag) in curves.items():
@@ -94,9 +96,12 @@ def main(argv=None):
             bad[sid] = (phase, mag)
         result = predict(table, bad, args.model)
         shift = np.abs(np.asarray(result["feh_phot"]) - feh0)
+        std = np.asarray(result["feh_phot_std"])
+        rejected = np.asarray(result["feh_n_rejected"]) > np.asarray(clean["feh_n_rejected"])
         unflagged = ~flagged(result)
         print(f"{offset:5.1f}  {np.mean(shift > 0.05):9.1%}  {np.mean(shift > 0.15):9.1%}  "
-              f"{np.nanmedian(shift):12.4f}  {np.mean((shift > std0) & unflagged):16.1%}")
+              f"{np.nanmedian(shift):12.4f}  {np.mean(rejected):18.1%}  "
+              f"{np.mean((shift > std) & unflagged):16.1%}")
     return 0
 
 

@@ -387,3 +387,25 @@ def test_max_phase_gap_counts_the_wrap():
     assert max_phase_gap([0.05, 0.3, 0.45]) == pytest.approx(0.6)  # 0.45 -> 1.05
     assert max_phase_gap([0.3, 1.3, 0.4]) == pytest.approx(0.9)
     assert max_phase_gap([0.2]) == 1.0
+
+
+def test_a_value_resting_on_one_epoch_is_flagged_warned_and_its_shift_reported(stars, curves):
+    # gru keeps every epoch: one epoch 2 mag too faint drags its smooth curve.
+    period = stars["pf"][0] * u.day
+    bad = curves[0].copy()
+    bad["mag"][7] += 2.0 * bad["mag"].unit
+    with pytest.warns(rm.exceptions.EpochSensitiveWarning, match="without the epoch farthest"):
+        feh = rm.predict_feh(bad, period, model="gru")
+    result = rm.predict_feh({"bad": bad, "clean": curves[0]}, {"bad": period, "clean": period},
+                            model="gru")
+    bit = FLAG_BITS["epoch_sensitive"][0]
+    assert result["feh_flags"][0] & bit and result["feh_n_rejected"][0] == 0
+    assert result["feh_epoch_influence"].unit == u.dex
+    shift = result["feh_epoch_influence"][0]
+    assert abs(shift) > 0.5 * result["feh_phot_std"][0]
+    # The shift is the prediction without that epoch, minus the prediction.
+    without = rm.predict_feh(bad[np.arange(len(bad)) != 7], period, model="gru")
+    assert feh.value + shift == pytest.approx(without.value, abs=1e-6)
+    # The clean star rests on no single epoch, and σ grew with the shift.
+    assert not result["feh_flags"][1] & bit
+    assert abs(result["feh_epoch_influence"][1]) < abs(shift)

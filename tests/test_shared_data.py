@@ -265,19 +265,18 @@ def test_composite_model_reproduces_its_out_of_fold_metrics_and_beats_gru(gaia_d
 @pytest.mark.parametrize("name", ["gru_distilled", "gru"])
 def test_the_error_model_tracks_the_real_error_out_of_fold(name, gaia_dataset):
     """The targets of the per-star σ, cross-fitted on the 3772 stars as served."""
-    from training.calibration import error_model_checks, fit_error_model
-    from training.served import own_fold_members, recorded_folds
+    from training.calibration import (error_model_checks, fit_error_model,
+                                      served_out_of_fold_with_influence)
+    from training.served import recorded_folds
 
     model = load_model(name)
     folds = recorded_folds(model.name, gaia_dataset)
-    inputs, curves, _ = rm.preprocessing.prepare_inputs(
-        gaia_dataset.phases, gaia_dataset.mags, gaia_dataset.periods, model.preprocessing)
-    # A distilled model: one column, its fold students' out-of-fold predictions.
-    own = model.stretch(own_fold_members(model, inputs, folds))
-    prediction = own.mean(axis=1)
-    spread = own.std(axis=1, ddof=1) if own.shape[1] > 1 else np.zeros(len(own))
+    # A distilled model: one column, its fold students' out-of-fold predictions;
+    # the influence of each star's most deviant epoch, out of fold too.
+    prediction, spread, curves, influence = served_out_of_fold_with_influence(
+        model, gaia_dataset, folds)
     features = rm.uncertainty.error_model_features(prediction, spread, curves,
-                                                   gaia_dataset.periods)
+                                                   gaia_dataset.periods, influence)
     errors = prediction - gaia_dataset.feh
     refitted, crossfit_std = fit_error_model(
         errors, features, folds, names=model.uncertainty_calibration["error_model"]["features"])
@@ -291,8 +290,11 @@ def test_the_error_model_tracks_the_real_error_out_of_fold(name, gaia_dataset):
     shipped_model = model.uncertainty_calibration["error_model"]
     np.testing.assert_allclose(shipped_model["coefficients"], refitted["coefficients"],
                                rtol=1e-6, atol=1e-9)
-    served = model.uncertainty(model.stretch(model.predict_members(inputs[:50])), curves[:50],
-                               gaia_dataset.periods[:50])
+    inputs, _, _ = rm.preprocessing.prepare_inputs(
+        gaia_dataset.phases[:50], gaia_dataset.mags[:50], gaia_dataset.periods[:50],
+        model.preprocessing)
+    served = model.uncertainty(model.stretch(model.predict_members(inputs)), curves[:50],
+                               gaia_dataset.periods[:50], influence[:50])
     assert np.isfinite(served).all() and served.std() > 0.01
 
 
@@ -331,3 +333,44 @@ def test_no_training_star_is_flagged_outside_the_training_domain(gaia_dataset):
     result = rm.add_feh(table, curves, epoch_column=None)
     assert (np.asarray(result["feh_flags"]) == 0).all(), set(result["feh_domain"])
     assert np.isfinite(np.asarray(result["feh_phot_std"])).all()
+
+
+@needs_gaia
+@pytest.mark.slow
+def test_one_bad_epoch_is_rejected_or_flagged_on_the_real_stars(gaia_dataset):
+    """The default's outlier rule on the real stars with 25 or more epochs.
+
+    One epoch (drawn at random, seeded) is made fainter; the star goes
+    through `add_feh` again. The rule rejects nearly every epoch 1 mag off or
+    more, and whatever the offset, a value that moved by more than the σ
+    served with it carries a flag (epochs rejected, sensitive to one epoch,
+    out of domain).
+    """
+    many = np.array([len(p) >= 25 for p in gaia_dataset.phases])
+    ids = np.asarray(gaia_dataset.stars["source_id"])[many]
+    phases = [p for p, k in zip(gaia_dataset.phases, many) if k]
+    mags = [m for m, k in zip(gaia_dataset.mags, many) if k]
+    table = Table({"source_id": ids, "pf": gaia_dataset.periods[many] * u.day})
+
+    def predict(magnitudes):
+        curves = {int(i): Table({"phase": p, "mag": m}) for i, p, m in
+                  zip(ids, phases, magnitudes)}
+        return rm.add_feh(table, curves, epoch_column=None)
+
+    clean = predict(mags)
+    assert np.mean(clean["feh_n_rejected"] > 0) < 0.05  # real epochs are kept
+    rng = np.random.default_rng(7)
+    chosen = [int(rng.integers(len(p))) for p in phases]
+    for offset, min_rejected, min_steady in ((0.2, 0.0, 0.0), (1.0, 0.9, 0.85),
+                                             (5.0, 0.98, 0.88)):
+        bad = [m.copy() for m in mags]
+        for m, j in zip(bad, chosen):
+            m[j] += offset
+        result = predict(bad)
+        shift = np.abs(np.asarray(result["feh_phot"] - clean["feh_phot"]))
+        rejected = np.asarray(result["feh_n_rejected"]) > np.asarray(clean["feh_n_rejected"])
+        assert rejected.mean() >= min_rejected, offset
+        assert np.mean(shift < 0.05) >= min_steady, offset
+        flagged = (np.asarray(result["feh_flags"]) != 0) | (result["feh_status"] != "ok")
+        moved = shift > np.asarray(result["feh_phot_std"])
+        assert np.mean(moved & ~flagged) < 0.03, offset
