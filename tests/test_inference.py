@@ -209,10 +209,14 @@ def test_predict_with_std_matches_members(stars, curves):
     grid = np.append(curve.grid_phase, 1.0)
     residual = curve.mag - np.interp(curve.phase, grid, np.append(curve.grid_mag, curve.grid_mag[0]))
     scatter = 1.4826 * np.median(np.abs(residual - np.median(residual)))
+    # How far [Fe/H] moves without the star's most deviant epoch, as reported.
+    influence = rm.predict_feh({"star": curves[0]}, {"star": stars["pf"][0] * u.day},
+                               model="gru")["feh_epoch_influence"][0]
     x = np.array([np.log(curve.phase.size), curve.max_phase_gap, np.log(scatter), curve.amplitude,
-                  period, feh.value, (feh.value + 1.4) ** 2, np.log(spread)])
+                  period, feh.value, (feh.value + 1.4) ** 2, np.log(spread), abs(influence)])
     assert error_model["features"] == ["log_epochs", "phase_gap", "log_scatter", "amplitude",
-                                       "period", "feh", "feh_squared", "log_spread"]
+                                       "period", "feh", "feh_squared", "log_spread",
+                                       "epoch_influence"]
     w = np.array(error_model["coefficients"])
     standardised = (x - np.array(error_model["centre"])) / np.array(error_model["scale"])
     expected = error_model["factor"] * np.exp(0.5 * (w[0] + standardised @ w[1:]))
