@@ -26,7 +26,8 @@ import numpy as np
 from .exceptions import LightCurveError
 
 __all__ = ["FLAG_BITS", "EPOCH_SENSITIVITY", "RRAB_PERIOD_RANGE", "MIN_RRAB_AMPLITUDE",
-           "NOT_RRAB", "RRAB_NAMES", "describe_flags", "domain_flags", "not_rrab_reason", "classification_errors"]
+           "NOT_RRAB", "RRAB_NAMES", "describe_flags", "domain_flags", "not_rrab_reason",
+           "classification_errors"]
 
 #: Bits of the ``feh_flags`` column: name -> (value, meaning).
 FLAG_BITS = {

@@ -526,7 +526,8 @@ def _eigenvectors(problem):
         return problem["to_scaled"]
     root = np.sqrt(problem["eigval"])
     usable = root > 1e-10 * root.max(axis=1, keepdims=True)
-    return problem["to_scaled"] * np.where(usable, 1.0 / np.where(usable, root, 1.0), 0.0)[:, None, :]
+    inverse = np.where(usable, 1.0 / np.where(usable, root, 1.0), 0.0)
+    return problem["to_scaled"] * inverse[:, None, :]
 
 
 def _robust_scale(residual, real):

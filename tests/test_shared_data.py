@@ -144,8 +144,11 @@ def test_batch_smoother_moves_predictions_by_less_than_0p01_dex(shipped, gaia_in
 @pytest.mark.parametrize("name", ["gru", "default"])
 def test_public_api_matches_the_training_inputs(name, gaia_dataset, gaia_served_inputs):
     model = load_model(name)
-    dataset, inputs = gaia_dataset, gaia_served_inputs
-    assert model.preprocessing == load_model("gru").preprocessing  # what the inputs are made by
+    dataset = gaia_dataset
+    # The training module's inputs for the model's own pre-processing (the
+    # default rejects outlying epochs; gru keeps them all).
+    inputs = (gaia_served_inputs if model.preprocessing == load_model("gru").preprocessing
+              else _preprocess(dataset, model.preprocessing, None))
     rows = np.arange(0, len(dataset), 40)
     curves = [Table({"phase": dataset.phases[i], "mag": dataset.mags[i] * u.mag}) for i in rows]
     api = rm.predict_feh(curves, dataset.periods[rows] * u.day, model=name)
@@ -331,7 +334,10 @@ def test_no_training_star_is_flagged_outside_the_training_domain(gaia_dataset):
               zip(gaia_dataset.stars["source_id"], gaia_dataset.phases, gaia_dataset.mags)}
     table = Table({"source_id": gaia_dataset.stars["source_id"], "pf": gaia_dataset.periods})
     result = rm.add_feh(table, curves, epoch_column=None)
-    assert (np.asarray(result["feh_flags"]) == 0).all(), set(result["feh_domain"])
+    # (Other bits may be set: epochs rejected, a value resting on one epoch.)
+    outside = (np.asarray(result["feh_flags"]) & rm.domain.OUT_OF_DOMAIN) != 0
+    assert not outside.any(), set(result["feh_domain"])
+    assert (result["feh_status"] == "ok").all() and (result["feh_domain"] == "").all()
     assert np.isfinite(np.asarray(result["feh_phot_std"])).all()
 
 
@@ -362,7 +368,7 @@ def test_one_bad_epoch_is_rejected_or_flagged_on_the_real_stars(gaia_dataset):
     rng = np.random.default_rng(7)
     chosen = [int(rng.integers(len(p))) for p in phases]
     for offset, min_rejected, min_steady in ((0.2, 0.0, 0.0), (1.0, 0.9, 0.85),
-                                             (5.0, 0.98, 0.88)):
+                                             (5.0, 0.98, 0.92)):
         bad = [m.copy() for m in mags]
         for m, j in zip(bad, chosen):
             m[j] += offset
