@@ -311,7 +311,12 @@ def smoothed_from_fit(epochs, coefs, n_phases, stars):
 
 def _workers(n_chunks):
     """Threads for the chunks: numpy releases the GIL in the heavy array operations."""
-    return max(1, min(n_chunks, os.cpu_count() or 1))
+    return max(1, min(n_chunks, _cpu_count()))
+
+
+@functools.lru_cache(maxsize=1)
+def _cpu_count():
+    return os.cpu_count() or 1
 
 
 def _single_threaded_blas():
@@ -449,7 +454,7 @@ def _screen_chunk(epochs, scale_floor):
     problem, penalty, coef = _fit(phase, mag, weight)
     residual = _studentized_residuals(problem, penalty, coef, phase, mag, weight)
     real = weight > 0
-    centre = np.nanmedian(np.where(real, residual, np.nan), axis=1)
+    centre = _row_median(np.where(real, residual, np.nan))
     scale = np.maximum(_robust_scale(residual, real), scale_floor)
     score = np.where(real, np.abs(residual - centre[:, None]), -np.inf) / scale[:, None]
     suspect = np.argmax(score, axis=1)
@@ -473,6 +478,8 @@ def _in_chunks(work, epochs, *args):
     needed; ``work`` returns one item per star, and the items come back in
     the order of ``epochs``.
     """
+    if not epochs:
+        return []
     order = np.argsort([e[0].size for e in epochs], kind="stable")
     chunks = [order[i:i + _BATCH_SIZE] for i in range(0, order.size, _BATCH_SIZE)]
     results = [None] * len(epochs)
@@ -533,13 +540,31 @@ def _eigenvectors(problem):
 def _robust_scale(residual, real):
     """1.4826 times the median absolute deviation of each star's residuals."""
     residual = np.where(real, residual, np.nan)
-    centre = np.nanmedian(residual, axis=1)
-    return 1.4826 * np.nanmedian(np.abs(residual - centre[:, None]), axis=1)
+    centre = _row_median(residual)
+    return 1.4826 * _row_median(np.abs(residual - centre[:, None]))
+
+
+def _row_median(values):
+    """The median of each row, NaN (padding) left out: `numpy.nanmedian` along axis 1.
+
+    Sorting puts the NaN last, so the middle of each row's finite values is
+    found by index; `numpy.nanmedian` goes through masked arrays and cost a
+    single-star call more than its fit.
+    """
+    ordered = np.sort(values, axis=1)
+    count = np.isfinite(values).sum(axis=1)
+    rows = np.arange(len(values))
+    low = ordered[rows, np.maximum((count - 1) // 2, 0)]
+    high = ordered[rows, count // 2]
+    return np.where(count > 0, 0.5 * (low + high), np.nan)
 
 
 def _studentized_residuals(problem, penalty, coef, phase, mag, weight):
     """``(mag - fit) / sqrt(1 - leverage)`` of every epoch (NaN for padding)."""
-    fitted = _fourier_eval_at(coef, phase)
+    # The fit at the epochs from the basis `_decompose` already evaluated there.
+    _, scale = _harmonics()
+    fitted = problem["mag_mean"][:, None] + np.einsum("snk,sk->sn", problem["centred"],
+                                                      coef[:, 1:] / scale)
     leverage = problem["constant_leverage"] + np.einsum(
         "snk,sk->sn", problem["rotated"] ** 2, 1.0 / (problem["eigval"] + penalty[:, None]))
     residual = (mag - fitted) / np.sqrt(np.clip(1.0 - leverage, 1e-9, None))
@@ -623,10 +648,14 @@ def _pad_epochs(epochs):
     return phase, mag, weight
 
 
+@functools.lru_cache(maxsize=1)
 def _harmonics():
-    """Harmonic numbers k and the penalty scale (2 pi k)^-2 of each basis column."""
+    """Harmonic numbers k and the penalty scale (2 pi k)^-2 of each basis column (read-only)."""
     k = np.arange(1, BATCH_HARMONICS + 1)
-    return k, np.tile((2 * np.pi * k) ** -2.0, 2)
+    scale = np.tile((2 * np.pi * k) ** -2.0, 2)
+    k.setflags(write=False)
+    scale.setflags(write=False)
+    return k, scale
 
 
 def _decompose(phase, mag, weight):
@@ -651,7 +680,8 @@ def _decompose(phase, mag, weight):
         (``V^T A^T y``), ``target`` (``y``), ``to_scaled`` and ``numerator``
         (the scaled coefficients are ``to_scaled @ (numerator / (s + lam))``),
         ``thin`` (fewer epochs than columns: ``to_scaled`` is ``A^T U``, not
-        ``V``), ``constant_leverage``, ``mag_mean`` and ``basis_mean``.
+        ``V``), ``centred`` (the scaled basis at the epochs minus its weighted
+        mean), ``constant_leverage``, ``mag_mean`` and ``basis_mean``.
     """
     k, scale = _harmonics()
     angle = 2 * np.pi * phase[..., None] * k
@@ -662,7 +692,8 @@ def _decompose(phase, mag, weight):
     mag_mean = (weight * mag).sum(axis=1) / total
     basis_mean = np.einsum("sn,snk->sk", weight, basis) / total[:, None]
     root = np.sqrt(weight)
-    design = root[..., None] * (basis - basis_mean[:, None, :])
+    centred = basis - basis_mean[:, None, :]
+    design = root[..., None] * centred
     target = root * (mag - mag_mean[:, None])
     n_epochs, n_columns = design.shape[1:]
     if n_epochs < n_columns:
@@ -684,6 +715,7 @@ def _decompose(phase, mag, weight):
         to_scaled, numerator = eigvec, proj
     return dict(eigval=eigval, rotated=rotated, proj=proj, target=target,
                 to_scaled=to_scaled, numerator=numerator, thin=n_epochs < n_columns,
+                centred=centred,
                 constant_leverage=weight / total[:, None], mag_mean=mag_mean,
                 basis_mean=basis_mean)
 
