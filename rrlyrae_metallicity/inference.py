@@ -142,29 +142,28 @@ def _predict_one(lightcurve, period, epoch, ensemble, return_std, mag_column):
 def _warn_epoch_sensitive(result, stacklevel):
     """One warning per call naming the stars whose [Fe/H] rests on one epoch."""
     bit = FLAG_BITS["epoch_sensitive"][0]
-    sensitive = [(star, shift) for star, shift, flags in
-                 zip(result.stars, result.epoch_influence, result.flags) if flags & bit]
-    if sensitive:
-        listed = "; ".join(f"star {star}: {shift:+.2f} dex" for star, shift in sensitive[:5])
-        more = f" (and {len(sensitive) - 5} more)" if len(sensitive) > 5 else ""
-        warnings.warn(
-            f"{len(sensitive)} of {plural(len(result), 'light curve')}: [Fe/H] moves by more "
-            f"than half its uncertainty without the epoch farthest from the smooth curve of "
-            f"the others (check that epoch): {listed}{more}", EpochSensitiveWarning,
-            stacklevel=stacklevel)
+    _warn_naming([f"star {star}: {shift:+.2f} dex" for star, shift, flags in
+                  zip(result.stars, result.epoch_influence, result.flags) if flags & bit],
+                 len(result), ": [Fe/H] moves by more than half its uncertainty without the "
+                 "epoch farthest from the smooth curve of the others (check that epoch)",
+                 EpochSensitiveWarning, stacklevel + 1)
 
 
 def _warn_out_of_domain(result, stacklevel):
     """One warning per call naming the stars predicted outside the training domain."""
-    outside = [(star, reason) for star, reason, status in
-               zip(result.stars, result.domain, result.status) if reason and status == STATUS_OK]
-    if outside:
-        listed = "; ".join(f"star {star}: {reason}" for star, reason in outside[:5])
-        more = f" (and {len(outside) - 5} more)" if len(outside) > 5 else ""
-        warnings.warn(
-            f"{len(outside)} of {plural(len(result), 'light curve')} outside the model's "
-            f"training domain: the [Fe/H] is an extrapolation and its uncertainty NaN: "
-            f"{listed}{more}", OutOfDomainWarning, stacklevel=stacklevel)
+    _warn_naming([f"star {star}: {reason}" for star, reason, status in
+                  zip(result.stars, result.domain, result.status)
+                  if reason and status == STATUS_OK],
+                 len(result), " outside the model's training domain: the [Fe/H] is an "
+                 "extrapolation and its uncertainty NaN", OutOfDomainWarning, stacklevel + 1)
+
+
+def _warn_naming(stars, total, what, category, stacklevel):
+    """Warn once that ``stars`` (texts naming them) of ``total`` light curves are ``what``."""
+    if stars:
+        more = f" (and {len(stars) - 5} more)" if len(stars) > 5 else ""
+        warnings.warn(f"{len(stars)} of {plural(total, 'light curve')}{what}: "
+                      f"{'; '.join(stars[:5])}{more}", category, stacklevel=stacklevel)
 
 
 def add_feh(table, lightcurves, *, id_column="source_id", period_column="pf",

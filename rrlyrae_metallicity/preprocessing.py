@@ -469,7 +469,7 @@ def prepare_batch(phases, mags, periods, config, *, stars=None, jackknife=False)
         As for `prepare_inputs`.
     jackknife : bool
         Also prepare each star without its most deviant kept epoch
-        (`PreparedBatch.jackknife`).
+        (``PreparedBatch.jackknife``).
 
     Returns
     -------

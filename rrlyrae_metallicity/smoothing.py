@@ -281,7 +281,7 @@ def smooth_batch(epochs, n_phases, stars):
 
 
 def smoothed_from_fit(epochs, coefs, n_phases, stars):
-    """`smooth_batch` of stars already fitted (`EpochScreen.kept_fit`): align and resample.
+    """`smooth_batch` of stars already fitted (``EpochScreen.kept_fit``): align and resample.
 
     Parameters
     ----------

@@ -67,7 +67,11 @@ def distilled(teacher):
 
 def test_each_fold_is_taught_by_its_own_members_on_the_stars_own_curves(teacher, distilled):
     ensemble = load_model(teacher["root"] / "models" / "teacher")
-    inputs = training_inputs(teacher["dataset"], ensemble.preprocessing)
+    # The teacher reads the robust student's input format, so it labels the
+    # student's inputs: a star that lost an epoch is labelled without it.
+    student = PreprocessingConfig(outlier_threshold=8.0)
+    inputs = training_inputs(teacher["dataset"], student)
+    assert not np.allclose(inputs, training_inputs(teacher["dataset"], ensemble.preprocessing))
     folds = np.load(distilled["run"] / "folds.npy")
     labels = np.load(distilled["run"] / "teacher.npy")
     members = ensemble.predict_members(inputs)
@@ -211,13 +215,19 @@ def test_a_student_started_from_the_teachers_own_members(teacher, tmp_path):
                            ensemble.manifest["members"][0]["file"], inputs)
     np.testing.assert_allclose(predict(rebuilt, inputs), members[0], atol=1e-5)
     assert metrics["pooled_out_of_fold"]["rmse"] > 0
-    # A teacher-started student must see the teacher's inputs.
-    with pytest.raises(distill.RunError, match="teacher's pre-processing"):
+    # A teacher-started student must read the teacher's input format; only the
+    # outlier rule may differ.
+    with pytest.raises(distill.RunError, match="teacher's input format"):
         distill.run_distillation(
             teacher["dataset"], distill.DistillConfig(**{**config.to_dict(), "preprocessing":
                                                          PreprocessingConfig(
-                                                             outlier_threshold=8.0).to_dict()}),
+                                                             n_phases=40).to_dict()}),
             tmp_path / "other", **_QUIET)
+    robust = distill.DistillConfig(**{**config.to_dict(), "preprocessing": PreprocessingConfig(
+        outlier_threshold=8.0).to_dict()})
+    distill.run_distillation(teacher["dataset"], robust, tmp_path / "robust", **_QUIET)
+    stored = json.loads((tmp_path / "robust" / "config.json").read_text())
+    assert stored["preprocessing"]["outlier_threshold"] == 8.0
 
 
 def test_a_teacher_shipped_with_models_dir_keeps_its_folds_beside_it(teacher, distilled,

@@ -155,15 +155,20 @@ def test_the_default_serves_one_distilled_network_with_its_own_sigma(stars, curv
     stretch = model.manifest["output_stretch"]
     served = stretch["centre_dex"] + stretch["factor"] * (raw[0, 0] - stretch["centre_dex"])
     assert feh.value == pytest.approx(served, abs=1e-9)
-    # One network has no spread: its σ reads |[Fe/H] + 1.4| instead, by hand here.
+    # One network has no spread: its σ reads |[Fe/H] + 1.4| instead, by hand here,
+    # and how far [Fe/H] moves without the star's most deviant epoch, as reported.
     error_model = model.manifest["uncertainty_calibration"]["error_model"]
     assert error_model["features"] == ["log_epochs", "phase_gap", "log_scatter", "amplitude",
-                                       "period", "feh", "feh_squared", "feh_abs"]
+                                       "period", "feh", "feh_squared", "epoch_influence",
+                                       "feh_abs"]
+    reported = rm.predict_feh({"star": curves[0]}, {"star": stars["pf"][0] * u.day})
+    assert reported["feh_n_rejected"][0] == 0  # the smoothing by hand above keeps every epoch
     grid = np.append(curve.grid_phase, 1.0)
     residual = curve.mag - np.interp(curve.phase, grid, np.append(curve.grid_mag, curve.grid_mag[0]))
     scatter = 1.4826 * np.median(np.abs(residual - np.median(residual)))
     x = np.array([np.log(curve.phase.size), curve.max_phase_gap, np.log(scatter), curve.amplitude,
-                  period, feh.value, (feh.value + 1.4) ** 2, abs(feh.value + 1.4)])
+                  period, feh.value, (feh.value + 1.4) ** 2,
+                  abs(reported["feh_epoch_influence"][0]), abs(feh.value + 1.4)])
     w = np.array(error_model["coefficients"])
     standardised = (x - np.array(error_model["centre"])) / np.array(error_model["scale"])
     expected = error_model["factor"] * np.exp(0.5 * (w[0] + standardised @ w[1:]))
@@ -398,8 +403,10 @@ def test_a_value_resting_on_one_epoch_is_flagged_warned_and_its_shift_reported(s
     period = stars["pf"][0] * u.day
     bad = curves[0].copy()
     bad["mag"][7] += 2.0 * bad["mag"].unit
-    with pytest.warns(rm.exceptions.EpochSensitiveWarning, match="without the epoch farthest"):
+    with pytest.warns(rm.exceptions.EpochSensitiveWarning,
+                      match="without the epoch farthest") as record:
         feh = rm.predict_feh(bad, period, model="gru")
+    assert record[0].filename == __file__  # it points at the caller
     result = rm.predict_feh({"bad": bad, "clean": curves[0]}, {"bad": period, "clean": period},
                             model="gru")
     bit = FLAG_BITS["epoch_sensitive"][0]
