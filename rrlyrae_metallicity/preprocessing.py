@@ -419,12 +419,10 @@ def prepare_inputs(phases, mags, periods, config, *, stars=None):
 
     Returns
     -------
-    inputs : ndarray, shape (n_stars, config.sequence_length, 2), float32
-        Model inputs; rows of failed stars are filled with zeros.
-    smoothed : list
-        The `SmoothedLightCurve` of each star, or `None` where it failed.
-    errors : list
-        `None` for each star that succeeded, else the `LightCurveError`.
+    inputs, smoothed, errors
+        As the attributes of `PreparedBatch` of those names: the model
+        inputs (zeros for failed stars), each star's `SmoothedLightCurve`
+        (`None` where it failed) and its `LightCurveError` (or `None`).
     """
     batch = prepare_batch(phases, mags, periods, config, stars=stars)
     return batch.inputs, batch.smoothed, batch.errors

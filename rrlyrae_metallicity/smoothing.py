@@ -285,28 +285,21 @@ def smoothed_from_fit(epochs, coefs, n_phases, stars):
 
     Parameters
     ----------
-    epochs : list of tuple
-        ``(phase, mag, weight)`` of each star.
+    epochs, n_phases, stars
+        As for `smooth_batch`.
     coefs : list of ndarray
         The Fourier coefficients of each star's fit of those epochs.
-    n_phases : int
-        Number of equally spaced output phases.
-    stars : sequence
-        Identifiers used in error messages.
 
     Returns
     -------
     list
-        A `SmoothedLightCurve`, or the `LightCurveError` of the star.
+        As `smooth_batch` returns.
     """
     if not epochs:
         return []
     coef = np.array(coefs)
-    phase_max = _fourier_minimum(coef)
-    grid = np.arange(n_phases) / n_phases
-    grid_mag = _fourier_eval(_fourier_shift(coef, phase_max), grid)
     return [_batch_result(*args, n_phases, star)
-            for *args, star in zip(epochs, coef, phase_max, grid_mag, stars)]
+            for *args, star in zip(epochs, coef, *_aligned_curve(coef, n_phases), stars)]
 
 
 def _workers(n_chunks):
@@ -452,7 +445,7 @@ def _screen_chunk(epochs, scale_floor):
     """
     phase, mag, weight = _pad_epochs(epochs)
     problem, penalty, coef = _fit(phase, mag, weight)
-    residual = _studentized_residuals(problem, penalty, coef, phase, mag, weight)
+    residual = _studentized_residuals(problem, penalty, coef, mag, weight)
     real = weight > 0
     centre = _row_median(np.where(real, residual, np.nan))
     scale = np.maximum(_robust_scale(residual, real), scale_floor)
@@ -463,7 +456,7 @@ def _screen_chunk(epochs, scale_floor):
     others = [tuple(a[np.arange(a.size) != j] for a in e) for e, j in zip(epochs, suspect)]
     phase, mag, weight = _pad_epochs(others)
     problem, penalty, others_coef = _fit(phase, mag, weight)
-    residual = _studentized_residuals(problem, penalty, others_coef, phase, mag, weight)
+    residual = _studentized_residuals(problem, penalty, others_coef, mag, weight)
     scale = np.maximum(_robust_scale(residual, weight > 0), scale_floor)
     predicted = _fourier_eval_at(others_coef, at[:, None])[:, 0]
     spread = scale * np.sqrt(1.0 / its_weight + _new_leverage(problem, penalty, at, weight))
@@ -559,7 +552,7 @@ def _row_median(values):
     return np.where(count > 0, 0.5 * (low + high), np.nan)
 
 
-def _studentized_residuals(problem, penalty, coef, phase, mag, weight):
+def _studentized_residuals(problem, penalty, coef, mag, weight):
     """``(mag - fit) / sqrt(1 - leverage)`` of every epoch (NaN for padding)."""
     # The fit at the epochs from the basis `_decompose` already evaluated there.
     _, scale = _harmonics()
@@ -599,11 +592,15 @@ def smooth_chunk(epochs, n_phases):
     phase_max : ndarray, shape (n_stars,)
     grid_mag : ndarray, shape (n_stars, n_phases)
     """
-    phase, mag, weight = _pad_epochs(epochs)
-    _, _, coef = _fit(phase, mag, weight)
+    _, _, coef = _fit(*_pad_epochs(epochs))
+    return (coef, *_aligned_curve(coef, n_phases))
+
+
+def _aligned_curve(coef, n_phases):
+    """Phase of maximum light of each fitted star, and its curve resampled from there on."""
     phase_max = _fourier_minimum(coef)
     grid = np.arange(n_phases) / n_phases
-    return coef, phase_max, _fourier_eval(_fourier_shift(coef, phase_max), grid)
+    return phase_max, _fourier_eval(_fourier_shift(coef, phase_max), grid)
 
 
 def _batch_result(epochs, coef, phase_max, grid_mag, n_phases, star):

@@ -268,9 +268,8 @@ def test_composite_model_reproduces_its_out_of_fold_metrics_and_beats_gru(gaia_d
 @pytest.mark.parametrize("name", ["gru_distilled", "gru"])
 def test_the_error_model_tracks_the_real_error_out_of_fold(name, gaia_dataset):
     """The targets of the per-star σ, cross-fitted on the 3772 stars as served."""
-    from training.calibration import (error_model_checks, fit_error_model,
-                                      served_out_of_fold_with_influence)
-    from training.served import recorded_folds
+    from training.calibration import error_model_checks, fit_error_model
+    from training.served import recorded_folds, served_out_of_fold_with_influence
 
     model = load_model(name)
     folds = recorded_folds(model.name, gaia_dataset)

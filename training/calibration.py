@@ -39,7 +39,7 @@ from rrlyrae_metallicity.stretch import apply_stretch, crossfit_stretch, fit_str
 from .data import density_weights
 from .metrics import regression_metrics
 from .paths import MODELS_DIR, RESULTS_DIR
-from .served import recorded_folds, served_out_of_fold
+from .served import recorded_folds, served_out_of_fold, served_out_of_fold_with_influence
 
 __all__ = ["MEMBER_SPREAD_MODEL", "COMPONENT_SPREAD_MODEL", "STRETCH_OBJECTIVE",
            "calibration_from_spread", "uncertainty_calibration", "fit_output_stretch",
@@ -422,44 +422,6 @@ def fit_error_model(errors, features, folds, *, ridge=1e-3,
     model = _error_model(features, errors, ridge, names)
     model["crossfit"] = error_model_checks(errors, crossfit_std, features)
     return model, crossfit_std
-
-
-def served_out_of_fold_with_influence(ensemble, dataset, folds):
-    """Each training star as served, by the members of the fold that held it out.
-
-    Through the package's pre-processing (with its jackknife) and the
-    manifest's stretch.
-
-    Returns
-    -------
-    prediction : ndarray
-        The mean of the star's own-fold members.
-    spread : ndarray
-        Their standard deviation (0 for one network): what
-        `~rrlyrae_metallicity.uncertainty.within_fold_spread` serves, out of fold.
-    curves : list
-        The smoothed light curves.
-    influence : ndarray
-        The same prediction without the star's most deviant epoch, minus
-        ``prediction`` (NaN where none could be dropped), as
-        `~rrlyrae_metallicity.pipeline.predict_batch` serves it.
-    """
-    from rrlyrae_metallicity.preprocessing import prepare_batch
-
-    from .served import own_fold_members
-
-    batch = prepare_batch(dataset.phases, dataset.mags, dataset.periods,
-                          ensemble.preprocessing, jackknife=True)
-    if any(e is not None for e in batch.errors):
-        raise RuntimeError(f"training light curves failed: {[e for e in batch.errors if e][:3]}")
-    own = ensemble.stretch(own_fold_members(ensemble, batch.inputs, folds))
-    prediction = own.mean(axis=1)
-    spread = own.std(axis=1, ddof=1) if own.shape[1] > 1 else np.zeros(len(own))
-    dropped = np.isfinite(batch.jackknife[:, 0, 0])
-    jackknife = np.where(dropped[:, None, None], batch.jackknife, batch.inputs)
-    influence = ensemble.stretch(own_fold_members(ensemble, jackknife, folds)).mean(axis=1)
-    influence = np.where(dropped, influence - prediction, np.nan)
-    return prediction, spread, batch.smoothed, influence
 
 
 def shipped_error_model(name, dataset, *, models_dir=MODELS_DIR, results_dir=RESULTS_DIR):

@@ -10,12 +10,12 @@ never saw: the predictions the calibrations are fitted on.
 import numpy as np
 from astropy.table import Table
 
-from rrlyrae_metallicity.preprocessing import prepare_inputs
+from rrlyrae_metallicity.preprocessing import prepare_batch
 
 from .paths import RESULTS_DIR
 
-__all__ = ["recorded_column", "recorded_folds", "training_inputs", "own_fold_members",
-           "served_out_of_fold"]
+__all__ = ["recorded_column", "recorded_folds", "training_batch", "training_inputs",
+           "own_fold_members", "served_out_of_fold", "served_out_of_fold_with_influence"]
 
 
 def recorded_column(name, dataset, column, results_dir=RESULTS_DIR):
@@ -44,29 +44,36 @@ def recorded_folds(name, dataset, results_dir=RESULTS_DIR):
     return recorded_column(name, dataset, "fold", results_dir)
 
 
-def training_inputs(dataset, preprocessing):
-    """Model inputs of every training star through the package's pre-processing.
+def training_batch(dataset, preprocessing, *, jackknife=False):
+    """Every training star through the package's pre-processing (`prepare_batch`).
 
     Parameters
     ----------
     dataset : `training.data.Dataset`
     preprocessing : `~rrlyrae_metallicity.preprocessing.PreprocessingConfig`
+    jackknife : bool
+        Also each star without its most deviant kept epoch.
 
     Returns
     -------
-    ndarray, shape (n_stars, length, 2)
+    `~rrlyrae_metallicity.preprocessing.PreparedBatch`
 
     Raises
     ------
     RuntimeError
         If any training light curve fails: every star must be predicted.
     """
-    inputs, _, errors = prepare_inputs(dataset.phases, dataset.mags, dataset.periods,
-                                       preprocessing)
-    failed = [e for e in errors if e is not None]
+    batch = prepare_batch(dataset.phases, dataset.mags, dataset.periods, preprocessing,
+                          jackknife=jackknife)
+    failed = [e for e in batch.errors if e is not None]
     if failed:
         raise RuntimeError(f"{len(failed)} training light curves failed: {failed[:3]}")
-    return inputs
+    return batch
+
+
+def training_inputs(dataset, preprocessing):
+    """Model inputs of every training star, shape (n_stars, length, 2) (`training_batch`)."""
+    return training_batch(dataset, preprocessing).inputs
 
 
 def own_fold_members(ensemble, inputs, folds):
@@ -118,3 +125,34 @@ def served_out_of_fold(ensemble, dataset, folds):
     ndarray, shape (n_stars, members_per_fold)
     """
     return own_fold_members(ensemble, training_inputs(dataset, ensemble.preprocessing), folds)
+
+
+def served_out_of_fold_with_influence(ensemble, dataset, folds):
+    """Each training star as served, by the members of the fold that held it out.
+
+    Through the package's pre-processing (with its jackknife) and the
+    manifest's stretch.
+
+    Returns
+    -------
+    prediction : ndarray
+        The mean of the star's own-fold members.
+    spread : ndarray
+        Their standard deviation (0 for one network): what
+        `~rrlyrae_metallicity.uncertainty.within_fold_spread` serves, out of fold.
+    curves : list
+        The smoothed light curves.
+    influence : ndarray
+        The same prediction without the star's most deviant epoch, minus
+        ``prediction`` (NaN where none could be dropped), as
+        `~rrlyrae_metallicity.pipeline.predict_batch` serves it.
+    """
+    batch = training_batch(dataset, ensemble.preprocessing, jackknife=True)
+    own = ensemble.stretch(own_fold_members(ensemble, batch.inputs, folds))
+    prediction = own.mean(axis=1)
+    spread = own.std(axis=1, ddof=1) if own.shape[1] > 1 else np.zeros(len(own))
+    dropped = np.isfinite(batch.jackknife[:, 0, 0])
+    jackknife = np.where(dropped[:, None, None], batch.jackknife, batch.inputs)
+    influence = ensemble.stretch(own_fold_members(ensemble, jackknife, folds)).mean(axis=1)
+    influence = np.where(dropped, influence - prediction, np.nan)
+    return prediction, spread, batch.smoothed, influence

@@ -10,7 +10,7 @@ import numpy as np
 from astropy.table import Table
 
 from rrlyrae_metallicity.manifest import MANIFEST_VERSION, ModelManifest
-from rrlyrae_metallicity.preprocessing import PreprocessingConfig, prepare_inputs
+from rrlyrae_metallicity.preprocessing import PreprocessingConfig
 
 from .cv import member_file
 from .data import usable_epochs
@@ -18,6 +18,7 @@ from .export import INPUT_NAME, OPSET
 from .files import git_commit, sha256
 from .native_onnx import native_file
 from .paths import MODELS_DIR, RESULTS_DIR
+from .served import training_batch
 
 __all__ = ["MANIFEST_KEYS", "ShipError", "ship_run", "record_results", "data_domain",
            "update_training_domain", "quality_check", "check_model_name", "shipped_data_dir",
@@ -86,11 +87,7 @@ def data_domain(dataset, preprocessing):
         ``period_d``, ``n_epochs`` and ``max_phase_gap`` (cycles), each
         ``[min, max]``.
     """
-    _, smoothed, errors = prepare_inputs(dataset.phases, dataset.mags, dataset.periods,
-                                         PreprocessingConfig(**preprocessing))
-    failed = [e for e in errors if e is not None]
-    if failed:
-        raise RuntimeError(f"{len(failed)} training light curves failed: {failed[:3]}")
+    smoothed = training_batch(dataset, PreprocessingConfig(**preprocessing)).smoothed
     gaps = [curve.max_phase_gap for curve in smoothed]
     n_epochs = [usable_epochs(p, m) for p, m in zip(dataset.phases, dataset.mags)]
     return {"period_d": [float(np.min(dataset.periods)), float(np.max(dataset.periods))],
