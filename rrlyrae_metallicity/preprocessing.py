@@ -46,6 +46,7 @@ from .exceptions import LightCurveError
 from .smoothing import (  # noqa: F401
     SmoothedLightCurve,
     max_phase_gap,
+    _merge_groups as merge_groups,
     screen_epochs,
     smooth_batch,
     smooth_reference,
@@ -250,6 +251,23 @@ def clean_epochs(phase, mag, star=None):
     LightCurveError
         If fewer than `MIN_EPOCHS` usable epochs remain (``too_few_epochs``).
     """
+    return _clean_epochs_and_members(phase, mag, star)[0]
+
+
+def _clean_epochs_and_members(phase, mag, star=None):
+    """`clean_epochs`, and the members of its merged epochs.
+
+    Returns
+    -------
+    epochs : tuple
+        ``(phase, mag, weight)`` as `clean_epochs` returns them.
+    members : tuple or None
+        ``(group, phase, mag)`` of every usable epoch: the index of the
+        merged epoch it went into, and its own phase (unwrapped within its
+        group) and magnitude, so that `~rrlyrae_metallicity.smoothing.screen_epochs`
+        can judge each member of a merged epoch alone; `None` where no
+        epochs were merged.
+    """
     phase = np.asarray(phase, dtype=float)
     mag = np.asarray(mag, dtype=float)
     if phase.shape != mag.shape or phase.ndim != 1:
@@ -264,8 +282,9 @@ def clean_epochs(phase, mag, star=None):
     phase = phase[good] - np.floor(phase[good])
     phase[phase >= 1.0] = 0.0  # -1e-17 wraps to 1.0 in floating point
     mag = mag[good]
+    members = None
     if phase.size >= MIN_EPOCHS:
-        phase, mag, weight = _merge_close_phases(phase, mag, np.ones_like(phase))
+        (phase, mag, weight), members = _merge_close_phases(phase, mag)
     else:
         weight = np.ones_like(phase)
     if phase.size < MIN_EPOCHS:
@@ -275,11 +294,11 @@ def clean_epochs(phase, mag, star=None):
             star=star,
             status="too_few_epochs",
         )
-    return phase, mag, weight
+    return (phase, mag, weight), members
 
 
-def _merge_close_phases(phase, mag, weight):
-    """Replace epochs closer than `_MERGE_TOLERANCE` in phase by their weighted mean.
+def _merge_close_phases(phase, mag):
+    """Replace epochs closer than `_MERGE_TOLERANCE` in phase by their mean.
 
     Two epochs a few 1e-4 of a cycle apart with different magnitudes make the
     GCV criterion of the smoothing spline prefer a nearly straight line (seen
@@ -287,6 +306,14 @@ def _merge_close_phases(phase, mag, weight):
     pairs are averaged, on the circle of phases so that 0.9995 and 0.0003 are
     neighbours too. Only phase differences matter, which keeps the result
     independent of the phase zero-point.
+
+    Returns
+    -------
+    epochs : tuple
+        The merged ``(phase, mag, weight)``, sorted by phase.
+    members : tuple or None
+        ``(group, phase, mag)`` of the input epochs (see
+        `_clean_epochs_and_members`), `None` if nothing was merged.
     """
     order = np.argsort(phase)
     sorted_phase = phase[order]
@@ -294,23 +321,19 @@ def _merge_close_phases(phase, mag, weight):
     gaps[:-1] = sorted_phase[1:] - sorted_phase[:-1]
     gaps[-1] = sorted_phase[0] + 1.0 - sorted_phase[-1]
     if gaps.min() > _MERGE_TOLERANCE:
-        return sorted_phase, mag[order], weight[order]
+        return (sorted_phase, mag[order], np.ones_like(sorted_phase)), None
     # Cut the circle at its widest gap, which no cluster can span. (Slicing
     # instead of np.roll: this runs once per star, on a few dozen epochs.)
     start = (int(np.argmax(gaps)) + 1) % phase.size
     order = np.concatenate((order[start:], order[:start]))
-    phase, mag, weight = phase[order], mag[order], weight[order]
+    phase, mag = phase[order], mag[order]
     phase = phase[0] + (phase - phase[0]) % 1.0
     new_cluster = np.empty(phase.size, dtype=bool)
     new_cluster[0] = True
     new_cluster[1:] = (phase[1:] - phase[:-1]) > _MERGE_TOLERANCE
     _split_long_chains(phase, new_cluster)
-    cluster = np.cumsum(new_cluster) - 1
-    total = np.bincount(cluster, weights=weight)
-    merged_phase = (np.bincount(cluster, weights=weight * phase) / total) % 1.0
-    merged_mag = np.bincount(cluster, weights=weight * mag) / total
-    order = np.argsort(merged_phase)
-    return merged_phase[order], merged_mag[order], total[order]
+    merged, group = merge_groups(np.cumsum(new_cluster) - 1, phase, mag)
+    return merged, (group, phase, mag)
 
 
 def _split_long_chains(phase, new_cluster):
@@ -479,11 +502,11 @@ def prepare_batch(phases, mags, periods, config, *, stars=None, jackknife=False)
         stars = range(n_stars)
     stars = list(stars)
     errors = [None] * n_stars
-    epochs = {}
+    epochs, members = {}, {}
     for i, (phase, mag, period, star) in enumerate(zip(phases, mags, periods, stars)):
         try:
             check_period(period, star=star)
-            epochs[i] = clean_epochs(phase, mag, star)
+            epochs[i], members[i] = _clean_epochs_and_members(phase, mag, star)
         except LightCurveError as error:
             errors[i] = error
     rows = list(epochs)
@@ -491,7 +514,8 @@ def prepare_batch(phases, mags, periods, config, *, stars=None, jackknife=False)
     deviation = np.full(n_stars, np.nan)
     if (config.outlier_threshold is not None or jackknife) and rows:
         screen = screen_epochs([epochs[i] for i in rows], config.outlier_threshold,
-                               min_epochs=MIN_EPOCHS, max_rejected=MAX_REJECTED)
+                               min_epochs=MIN_EPOCHS, max_rejected=MAX_REJECTED,
+                               members=[members[i] for i in rows])
         epochs.update(zip(rows, screen.kept))
         rejected = dict(zip(rows, screen.rejected))
         fits = dict(zip(rows, screen.kept_fit))

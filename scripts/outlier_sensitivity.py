@@ -14,6 +14,11 @@ epoch)::
 
 With ``--clean`` it also reports how the clean stars' predictions compare
 with the labels (RMSE), for a before/after comparison of a pre-processing.
+With ``--n-bad N`` each star gets N bad epochs (distinct, drawn at random),
+with ``--random-signs`` each made fainter or brighter at random. With
+``--by-neighbour`` the one-bad-epoch results are split between stars whose
+bad epoch lies within the merging tolerance (0.002 cycle) of another epoch
+and the others.
 """
 
 import argparse
@@ -27,6 +32,7 @@ from astropy.table import Table
 
 from rrlyrae_metallicity import add_feh, load_model
 from rrlyrae_metallicity.domain import FLAG_BITS
+from rrlyrae_metallicity.preprocessing import _MERGE_TOLERANCE
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "gaia_dr2_rrab_g"
 
@@ -57,6 +63,14 @@ def flagged(result):
     return np.asarray((result["feh_status"] != "ok") | (result["feh_flags"] != 0))
 
 
+def has_neighbour(phase, index):
+    """Whether epoch ``index`` lies within the merging tolerance of another (on the circle)."""
+    gap = np.abs(phase - phase[index]) % 1.0
+    gap = np.minimum(gap, 1.0 - gap)
+    gap[index] = np.inf
+    return bool(gap.min() <= _MERGE_TOLERANCE)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="default")
@@ -65,6 +79,11 @@ def main(argv=None):
     parser.add_argument("--min-epochs", type=int, default=25)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--clean", action="store_true", help="also score the clean stars")
+    parser.add_argument("--n-bad", type=int, default=1, help="bad epochs per star")
+    parser.add_argument("--random-signs", action="store_true",
+                        help="make each bad epoch fainter or brighter at random")
+    parser.add_argument("--by-neighbour", action="store_true",
+                        help="split the results by whether the bad epoch has a close neighbour")
     parser.add_argument("--threshold", type=float, default=None,
                         help="serve the model with this outlier_threshold instead of its "
                              "manifest's (an experiment: the model was not trained with it)")
@@ -86,22 +105,37 @@ def main(argv=None):
               f"them sensitive to one epoch; epochs rejected from "
               f"{int((np.asarray(clean['feh_n_rejected']) > 0).sum())} stars")
     rng = np.random.default_rng(args.seed)
-    chosen = {sid: int(rng.integers(len(p))) for sid, (p, _) in curves.items()}
-    print("offset  >0.05 dex  >0.15 dex  median shift  bad epoch rejected  >sigma unflagged")
+    chosen = {sid: rng.choice(len(p), size=args.n_bad, replace=False)
+              for sid, (p, _) in curves.items()}
+    signs = {sid: (rng.choice([-1.0, 1.0], size=args.n_bad) if args.random_signs
+                   else np.ones(args.n_bad)) for sid in curves}
+    groups = {"all": np.ones(len(table), dtype=bool)}
+    if args.by_neighbour:
+        close = np.array([has_neighbour(curves[int(s)][0], chosen[int(s)][0])
+                          for s in table["source_id"]])
+        groups.update({"close neighbour": close, "isolated": ~close})
+        print(f"{close.mean():.1%} of the bad epochs lie within {_MERGE_TOLERANCE} cycle of "
+              f"another epoch")
+    print("offset  stars  >0.05 dex  >0.15 dex  median shift  bad epoch(s) rejected  "
+          "none rejected  >sigma unflagged")
     for offset in args.offsets:
         bad = {}
         for sid, (phase, mag) in curves.items():
             mag = mag.copy()
-            mag[chosen[sid]] += offset
+            mag[chosen[sid]] += offset * signs[sid]
             bad[sid] = (phase, mag)
         result = predict(table, bad, args.model)
         shift = np.abs(np.asarray(result["feh_phot"]) - feh0)
         std = np.asarray(result["feh_phot_std"])
-        rejected = np.asarray(result["feh_n_rejected"]) > np.asarray(clean["feh_n_rejected"])
+        extra = np.asarray(result["feh_n_rejected"]) - np.asarray(clean["feh_n_rejected"])
         unflagged = ~flagged(result)
-        print(f"{offset:5.1f}  {np.mean(shift > 0.05):9.1%}  {np.mean(shift > 0.15):9.1%}  "
-              f"{np.nanmedian(shift):12.4f}  {np.mean(rejected):18.1%}  "
-              f"{np.mean((shift > std) & unflagged):16.1%}")
+        for name, rows in groups.items():
+            label = f"{offset:5.1f}" if name == "all" else f"  {name}"
+            print(f"{label}  {rows.sum():5d}  {np.mean(shift[rows] > 0.05):9.1%}  "
+                  f"{np.mean(shift[rows] > 0.15):9.1%}  {np.nanmedian(shift[rows]):12.4f}  "
+                  f"{np.mean(extra[rows] >= args.n_bad):21.1%}  "
+                  f"{np.mean(extra[rows] <= 0):13.1%}  "
+                  f"{np.mean((shift > std)[rows] & unflagged[rows]):16.1%}")
     return 0
 
 

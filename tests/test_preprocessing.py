@@ -327,6 +327,37 @@ def test_an_epoch_alone_on_the_rise_is_not_rejected_while_the_same_miss_elsewher
     np.testing.assert_array_equal(screen.rejected[0][1], [bad[middle]])
 
 
+def test_a_bad_epoch_merged_with_a_close_neighbour_is_rejected_alone():
+    # 30 epochs, two of them 5e-4 cycle apart (merged into one of weight 2):
+    # one of the pair 1 mag off. Averaged, it would be half as far off and
+    # drag the fit towards it; judged alone, it is rejected and its good
+    # neighbour stays.
+    from rrlyrae_metallicity.preprocessing import _clean_epochs_and_members
+
+    rng = np.random.default_rng(3)
+    phase = (np.arange(29) + rng.uniform(0.2, 0.8, 29)) / 29
+    phase = np.insert(phase, 10, phase[10] + 5e-4)
+    mag = rrab_shape(phase) + rng.normal(0, 0.01, phase.size)
+    bad = mag.copy()
+    bad[11] += 1.0
+    epochs, members = _clean_epochs_and_members(phase, bad)
+    assert epochs[0].size == 29 and epochs[2].max() == 2
+    screen = screen_epochs([epochs], 16.0, min_epochs=MIN_EPOCHS, members=[members])
+    np.testing.assert_array_equal(screen.rejected[0][1], [bad[11]])
+    kept_phase, kept_mag, kept_weight = screen.kept[0]
+    assert kept_phase.size == 29 and np.all(kept_weight == 1)
+    np.testing.assert_allclose(kept_mag[np.argmin(np.abs(kept_phase - phase[10]))], mag[10])
+    # Judged only as the pair's mean, the good neighbour goes with it.
+    whole = screen_epochs([epochs], 16.0, min_epochs=MIN_EPOCHS)
+    np.testing.assert_allclose(whole.rejected[0][1], [(bad[10] + bad[11]) / 2])
+    # The members round-trip: merging them again gives the cleaned epochs.
+    from rrlyrae_metallicity.smoothing import _merge_groups
+
+    merged, _ = _merge_groups(*members)
+    for a, b in zip(merged, epochs):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_leverage_of_a_new_epoch_is_that_of_the_fit_as_a_linear_smoother():
     # Against (A^T A + lam I)^-1 solved directly, with fewer epochs than the
     # Fourier columns (the thin eigendecomposition) and with more.
