@@ -18,7 +18,9 @@ With ``--n-bad N`` each star gets N bad epochs (distinct, drawn at random),
 with ``--random-signs`` each made fainter or brighter at random. With
 ``--by-neighbour`` the one-bad-epoch results are split between stars whose
 bad epoch lies within the merging tolerance (0.002 cycle) of another epoch
-and the others.
+and the others. With ``--drop-good`` the chosen epochs are deleted instead
+(all offsets are ignored): the floor that no outlier rule can go below,
+since at best it removes the bad epoch.
 """
 
 import argparse
@@ -84,6 +86,8 @@ def main(argv=None):
                         help="make each bad epoch fainter or brighter at random")
     parser.add_argument("--by-neighbour", action="store_true",
                         help="split the results by whether the bad epoch has a close neighbour")
+    parser.add_argument("--drop-good", action="store_true",
+                        help="delete the chosen epochs instead of moving them (the floor)")
     parser.add_argument("--threshold", type=float, default=None,
                         help="serve the model with this outlier_threshold instead of its "
                              "manifest's (an experiment: the model was not trained with it)")
@@ -118,10 +122,15 @@ def main(argv=None):
               f"another epoch")
     print("offset  stars  >0.05 dex  >0.15 dex  median shift  bad epoch(s) rejected  "
           "none rejected  >sigma unflagged")
-    for offset in args.offsets:
+    for offset in [np.nan] if args.drop_good else args.offsets:
         bad = {}
         for sid, (phase, mag) in curves.items():
             mag = mag.copy()
+            if args.drop_good:
+                keep = np.ones(mag.size, dtype=bool)
+                keep[chosen[sid]] = False
+                bad[sid] = (phase[keep], mag[keep])
+                continue
             mag[chosen[sid]] += offset * signs[sid]
             bad[sid] = (phase, mag)
         result = predict(table, bad, args.model)
@@ -130,7 +139,8 @@ def main(argv=None):
         extra = np.asarray(result["feh_n_rejected"]) - np.asarray(clean["feh_n_rejected"])
         unflagged = ~flagged(result)
         for name, rows in groups.items():
-            label = f"{offset:5.1f}" if name == "all" else f"  {name}"
+            label = (" drop" if args.drop_good else f"{offset:5.1f}") if name == "all" else \
+                f"  {name}"
             print(f"{label}  {rows.sum():5d}  {np.mean(shift[rows] > 0.05):9.1%}  "
                   f"{np.mean(shift[rows] > 0.15):9.1%}  {np.nanmedian(shift[rows]):12.4f}  "
                   f"{np.mean(extra[rows] >= args.n_bad):21.1%}  "

@@ -166,9 +166,9 @@ def test_readme_and_retraining_page_agree_on_how_to_retrain():
             "python -m training ship --run-dir runs/gru --name gru",
             "python -m training calibrate --name gru",
             "python -m training error-model --name gru",
-            "python -m training distill --run-dir runs/gru_distilled_t16s2 --teacher gru "
+            "python -m training distill --run-dir runs/gru_distilled_m16 --teacher gru "
             "--outlier-threshold 16 --seed 2",
-            "python -m training ship --run-dir runs/gru_distilled_t16s2 --name gru_distilled "
+            "python -m training ship --run-dir runs/gru_distilled_m16 --name gru_distilled "
             "--default",
             "python -m training calibrate --name gru_distilled",
             "python -m training error-model --name gru_distilled"]
