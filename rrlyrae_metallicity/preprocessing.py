@@ -46,7 +46,7 @@ from .exceptions import LightCurveError
 from .smoothing import (  # noqa: F401
     SmoothedLightCurve,
     max_phase_gap,
-    _merge_groups as merge_groups,
+    merge_groups,
     screen_epochs,
     smooth_batch,
     smooth_reference,

@@ -43,6 +43,7 @@ __all__ = [
     "smooth_reference",
     "screen_epochs",
     "EpochScreen",
+    "merge_groups",
     "bounded_brent",
 ]
 
@@ -550,11 +551,11 @@ def _without_member(members, drop):
 
 def _merge_regrouped(members):
     """The merged ``(phase, mag, weight)`` of ``members``, and the members numbered for it."""
-    merged, group = _merge_groups(*members)
+    merged, group = merge_groups(*members)
     return merged, (group, members[1], members[2])
 
 
-def _merge_groups(group, phase, mag):
+def merge_groups(group, phase, mag):
     """The mean phase (wrapped into [0, 1)) and magnitude and the size of each group.
 
     Parameters

@@ -351,9 +351,9 @@ def test_a_bad_epoch_merged_with_a_close_neighbour_is_rejected_alone():
     whole = screen_epochs([epochs], 16.0, min_epochs=MIN_EPOCHS)
     np.testing.assert_allclose(whole.rejected[0][1], [(bad[10] + bad[11]) / 2])
     # The members round-trip: merging them again gives the cleaned epochs.
-    from rrlyrae_metallicity.smoothing import _merge_groups
+    from rrlyrae_metallicity.smoothing import merge_groups
 
-    merged, _ = _merge_groups(*members)
+    merged, _ = merge_groups(*members)
     for a, b in zip(merged, epochs):
         np.testing.assert_array_equal(a, b)
 
