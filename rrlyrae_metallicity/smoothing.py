@@ -405,7 +405,7 @@ def screen_epochs(epochs, threshold, *, min_epochs, max_rejected=3, scale_floor=
       member is rejected: averaged with a good neighbour, a bad epoch would
       otherwise be diluted below the threshold, or take its neighbour with it.
     - When the candidate stands but the next most suspect epochs (up to
-      ``max_rejected`` in all) also score above `_JOINT_SCORE`, they are
+      `_MOST_SUSPECTS` in all) also score above `_JOINT_SCORE`, they are
       dropped together and each is judged against the curve of the rest;
       the farthest is rejected if beyond ``threshold``. Bad epochs hide each
       other otherwise: one left in makes GCV choose a far stiffer curve, and
@@ -478,8 +478,9 @@ def screen_epochs(epochs, threshold, *, min_epochs, max_rejected=3, scale_floor=
             kept_fit[i] = test.fit
             jackknife[i], deviation[i] = test.others, test.deviation[0]
             jackknife_fit[i] = test.others_fit
-            # The next suspects, as many as the rejections and epochs left allow.
-            room = min(max_rejected - round_, kept[i][0].size - min_epochs) - 1
+            # The next suspects, as many as leave `min_epochs` to fit (each
+            # is judged; only the farthest can be rejected this round).
+            room = kept[i][0].size - min_epochs - 1
             if can_reject and room > 0 and test.next_suspects:
                 joint[i] = test.dropped + test.next_suspects[:room]
         retested = _in_chunks(_joint_chunk, [kept[i] + (drop,) for i, drop in joint.items()],
