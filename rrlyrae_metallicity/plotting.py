@@ -52,8 +52,8 @@ def plot_lightcurve(
     The light curve goes once through the package's own prediction
     (`~rrlyrae_metallicity.pipeline.predict_batch`), so the plot shows what
     the model sees: the epochs folded
-    and aligned on maximum light, and the smoothing spline resampled on the
-    model's phase grid.
+    and aligned on maximum light (those the outlier rule rejected marked
+    apart), and the smoothing spline resampled on the model's phase grid.
 
     Parameters
     ----------
@@ -116,12 +116,17 @@ def plot_lightcurve(
     phase, mag = batch.phases[0], batch.mags[0]
 
     # Every finite epoch, on the aligned phase scale of the smoothed curve
-    # (the pre-processing merges epochs that share a phase; the plot does not).
+    # (the pre-processing merges epochs that share a phase; the plot does not),
+    # the epochs rejected as outliers apart.
     good = np.isfinite(phase) & np.isfinite(mag)
     aligned = (phase[good] - smoothed.phase_of_maximum) % 1.0
+    rejected = _rejected_epochs(aligned, mag[good], smoothed)
     cycles = np.arange(n_cycles)
-    epoch_phase = (aligned[None, :] + cycles[:, None]).ravel()
-    epoch_mag = np.tile(mag[good], n_cycles)
+
+    def repeated(at, values):
+        return (at[None, :] + cycles[:, None]).ravel(), np.tile(values, n_cycles)
+
+    epoch_phase, epoch_mag = repeated(aligned[~rejected], mag[good][~rejected])
     grid = np.append(smoothed.grid_phase, 1.0)
     curve = np.append(smoothed.grid_mag, smoothed.grid_mag[0])
     curve_phase = np.concatenate([grid + k for k in cycles])
@@ -129,7 +134,11 @@ def plot_lightcurve(
 
     if ax is None:
         _, ax = plt.subplots(figsize=(6.4, 4.0))
-    ax.plot(epoch_phase, epoch_mag, "o", ms=4, color="0.3", label=f"{good.sum()} epochs")
+    ax.plot(epoch_phase, epoch_mag, "o", ms=4, color="0.3",
+            label=f"{(~rejected).sum()} epochs")
+    if rejected.any():
+        ax.plot(*repeated(aligned[rejected], mag[good][rejected]), "x", ms=6, color="C0",
+                label=f"{rejected.sum()} rejected as outliers")
     ax.plot(curve_phase, curve_mag, "-", color="C3", lw=1.5,
             label=f"smoothed ({config.n_phases} phases)")
     if not ax.yaxis_inverted():
@@ -142,6 +151,16 @@ def plot_lightcurve(
     ax.set_title(f"{label}: {title}" if label else title)
     ax.legend(loc="best", fontsize="small")
     return ax
+
+
+def _rejected_epochs(aligned, mag, smoothed):
+    """Which of the epochs (aligned phases, magnitudes) the outlier rule rejected."""
+    rejected = np.zeros(aligned.size, dtype=bool)
+    for at, value in zip(smoothed.rejected_phase, smoothed.rejected_mag):
+        gap = np.abs((aligned - at + 0.5) % 1.0 - 0.5)
+        match = np.flatnonzero(~rejected & (gap < 1e-7) & (mag == value))
+        rejected[match[:1]] = True
+    return rejected
 
 
 def plot_true_vs_pred(

@@ -64,6 +64,18 @@ def test_lightcurve_plot_shows_every_epoch_the_curve_and_the_prediction(star, li
     assert f"P = {star['pf']:.4f} d" in title
 
 
+def test_lightcurve_plot_marks_the_epochs_rejected_as_outliers(star, lightcurve):
+    bad = lightcurve.copy()
+    bad["mag"][7] += 2.0 * bad["mag"].unit
+    ax = plot_lightcurve(bad, star["pf"] * u.day, n_cycles=2)
+    epochs, rejected, curve = ax.get_lines()
+    assert len(epochs.get_xdata()) == 2 * (N_EPOCHS - 1)
+    np.testing.assert_allclose(rejected.get_ydata(), [bad["mag"][7].value] * 2)
+    assert bad["mag"][7].value not in epochs.get_ydata()
+    labels = [text.get_text() for text in ax.get_legend().get_texts()]
+    assert f"{N_EPOCHS - 1} epochs" in labels and "1 rejected as outliers" in labels
+
+
 def test_lightcurve_maximum_light_is_at_phase_zero(star, lightcurve):
     ax = plot_lightcurve(lightcurve, star["pf"] * u.day, n_cycles=1)
     curve = ax.get_lines()[1]
