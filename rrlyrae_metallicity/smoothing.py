@@ -634,8 +634,7 @@ def _dropped_chunk(epochs, dropped, scale_floor):
     residual = _studentized_residuals(problem, penalty, others_coef, mag, weight)
     scale = np.maximum(_robust_scale(residual, weight > 0), scale_floor)[:, None]
     predicted = _fourier_eval_at(others_coef, at)
-    leverage = np.stack([_new_leverage(problem, penalty, at[:, k], weight)
-                         for k in range(at.shape[1])], axis=1)
+    leverage = _new_leverage(problem, penalty, at, weight)
     deviation = np.abs(value - predicted) / (scale * np.sqrt(1.0 / its_weight + leverage))
     member_spread = scale * np.sqrt(1.0 + leverage)
     return [_DroppedTest(dropped=tuple(int(j) for j in drop), deviation=z, member_spread=spread,
@@ -678,22 +677,27 @@ def _in_chunks(work, epochs, *args):
 
 
 def _new_leverage(problem, penalty, phase, weight):
-    """Leverage of a new epoch at ``phase`` (one per star) in each star's penalised fit.
+    """Leverage of a new epoch at ``phase`` in each star's penalised fit.
 
     ``1 / sum(w) + a^T (A^T A + lam I)^-1 a``, with ``A`` the weight-centred
     scaled design of `_decompose` and ``a`` the scaled basis at ``phase``
     minus the design's weighted mean: the variance of the fitted curve at
     ``phase``, in units of the noise variance of a unit-weight epoch.
+    ``phase`` holds one phase per star, shape (n_stars,), or several,
+    shape (n_stars, n); the result has its shape.
     """
     k, scale = _harmonics()
-    angle = 2 * np.pi * phase[:, None] * k
-    new = np.concatenate([np.cos(angle), np.sin(angle)], axis=1) * scale - problem["basis_mean"]
+    per_star = (slice(None),) + (None,) * (np.ndim(phase) - 1)  # spread over the phases
+    angle = 2 * np.pi * phase[..., None] * k
+    new = (np.concatenate([np.cos(angle), np.sin(angle)], axis=-1) * scale
+           - problem["basis_mean"][per_star])
     # (A^T A + lam)^-1 from the eigendecomposition: on the eigenvectors'
     # span 1 / (s + lam), and 1 / lam on the rest (fewer epochs than columns).
-    along = np.einsum("sk,skj->sj", new, _eigenvectors(problem))
+    along = np.einsum("s...k,skj->s...j", new, _eigenvectors(problem))
     inverse = 1.0 / (problem["eigval"] + penalty[:, None])
-    rest = np.clip((new ** 2).sum(axis=1) - (along ** 2).sum(axis=1), 0.0, None)
-    return 1.0 / weight.sum(axis=1) + (along ** 2 * inverse).sum(axis=1) + rest / penalty
+    rest = np.clip((new ** 2).sum(axis=-1) - (along ** 2).sum(axis=-1), 0.0, None)
+    return (1.0 / weight.sum(axis=1)[per_star] + (along ** 2 * inverse[per_star]).sum(axis=-1)
+            + rest / penalty[per_star])
 
 
 def _eigenvectors(problem):
